@@ -1,0 +1,188 @@
+//! Futures for requests and stops: short-lived processes that complete a
+//! oneshot when their answer arrives.
+
+use std::any::Any;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::message::{BoxMessage, DeadLetterResponse, Envelope, PoisonPill, SystemMessage, downcast_message};
+use crate::pid::Pid;
+use crate::process::{Process, ProcessRef};
+use crate::system::ActorSystem;
+
+pub(crate) enum Outcome {
+    Message(BoxMessage),
+    DeadLetter,
+    Terminated,
+}
+
+/// The process behind a pending request or stop: completes on its first answer.
+pub(crate) struct FutureProcess {
+    tx: Mutex<Option<oneshot::Sender<Outcome>>>,
+    done: AtomicBool,
+}
+
+impl FutureProcess {
+    fn complete(&self, outcome: Outcome) {
+        if self.done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(tx) = self.tx.lock().take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl Process for FutureProcess {
+    fn send_user_message(&self, _pid: &Pid, envelope: Envelope) {
+        let outcome = if envelope.message_as::<DeadLetterResponse>().is_some() {
+            Outcome::DeadLetter
+        } else {
+            Outcome::Message(envelope.message)
+        };
+        self.complete(outcome);
+    }
+
+    fn send_system_message(&self, _pid: &Pid, message: SystemMessage) {
+        if let SystemMessage::Terminated(_) = message {
+            self.complete(Outcome::Terminated);
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+/// Removes the future's registration when the waiter is done or gives up.
+struct Registration {
+    system: ActorSystem,
+    pid: Pid,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.system.registry().remove(self.pid.id());
+    }
+}
+
+fn new_future(system: &ActorSystem) -> (Pid, oneshot::Receiver<Outcome>, Registration) {
+    let (tx, rx) = oneshot::channel();
+    let process = Arc::new(FutureProcess { tx: Mutex::new(Some(tx)), done: AtomicBool::new(false) });
+    let process: ProcessRef = process;
+    let pid = system.register_generated("future", process);
+    (pid.clone(), rx, Registration { system: system.clone(), pid })
+}
+
+/// Turns a response into the type the caller asked for. Asking for
+/// `BoxMessage` accepts anything.
+fn convert<R: Send + 'static>(message: BoxMessage) -> Result<R, Error> {
+    match downcast_message::<R>(message) {
+        Ok(value) => Ok(value),
+        Err(message) => {
+            let actual = (*message).type_name();
+            let mut slot: Option<BoxMessage> = Some(message);
+            match (&mut slot as &mut dyn Any).downcast_mut::<Option<R>>().and_then(Option::take) {
+                Some(value) => Ok(value),
+                None => Err(Error::UnexpectedResponse { expected: std::any::type_name::<R>(), actual }),
+            }
+        }
+    }
+}
+
+/// The typed response of a request: resolves to the response, or to
+/// [`Error::Timeout`], [`Error::DeadLetter`] or [`Error::UnexpectedResponse`].
+///
+/// The request is already sent when this value exists; dropping it only
+/// stops waiting.
+#[must_use = "the response is lost unless the future is awaited"]
+pub struct RequestFuture<R> {
+    inner: BoxFuture<'static, Result<R, Error>>,
+    _marker: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for RequestFuture<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestFuture")
+    }
+}
+
+impl<R: Send + 'static> RequestFuture<R> {
+    pub(crate) fn start(
+        system: &ActorSystem,
+        target: &Pid,
+        envelope: Envelope,
+        timeout: Duration,
+        send: impl FnOnce(&Pid, Envelope),
+    ) -> Self {
+        let (pid, rx, registration) = new_future(system);
+        send(target, envelope.with_sender(Some(pid)));
+        let target = target.clone();
+        let inner = Box::pin(async move {
+            let _registration = registration;
+            match tokio::time::timeout(timeout, rx).await {
+                Err(_) => Err(Error::Timeout { target, after: timeout }),
+                Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
+                Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
+                Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
+            }
+        });
+        RequestFuture { inner, _marker: PhantomData }
+    }
+}
+
+impl<R> Future for RequestFuture<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Completes when the stopped (or poisoned) process has terminated.
+#[must_use = "the stop is already under way; await this to wait for it"]
+pub struct StopFuture {
+    inner: BoxFuture<'static, ()>,
+}
+
+impl std::fmt::Debug for StopFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StopFuture")
+    }
+}
+
+impl StopFuture {
+    pub(crate) fn start(system: &ActorSystem, target: &Pid, poison: bool) -> Self {
+        let (pid, rx, registration) = new_future(system);
+        system.send_system_message(target, SystemMessage::Watch(pid));
+        if poison {
+            system.send_user_message(target, Envelope::new(PoisonPill));
+        } else {
+            system.stop(target);
+        }
+        StopFuture {
+            inner: Box::pin(async move {
+                let _registration = registration;
+                let _ = rx.await;
+            }),
+        }
+    }
+}
+
+impl Future for StopFuture {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,207 @@
+//! Mailboxes: a system queue that always goes first, and a user queue that is
+//! unbounded or bounded with an overflow policy.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::message::{Envelope, SystemMessage};
+
+/// How many user messages a mailbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MailboxKind {
+    /// No limit (the default).
+    #[default]
+    Unbounded,
+    /// At most `capacity` pending user messages; `overflow` says which one
+    /// goes to dead letters when a message arrives at a full mailbox.
+    Bounded {
+        /// Maximum pending user messages (at least 1).
+        capacity: usize,
+        /// What to drop on overflow.
+        overflow: OverflowPolicy,
+    },
+}
+
+impl MailboxKind {
+    /// A bounded mailbox.
+    pub fn bounded(capacity: usize, overflow: OverflowPolicy) -> Self {
+        MailboxKind::Bounded { capacity: capacity.max(1), overflow }
+    }
+}
+
+/// Which message a full bounded mailbox gives up (to dead letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Refuse the arriving message.
+    DropNewest,
+    /// Make room by dropping the oldest pending message.
+    DropOldest,
+}
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+
+struct Bound {
+    capacity: usize,
+    overflow: OverflowPolicy,
+    len: AtomicUsize,
+}
+
+/// The queues of one actor. Producers push under a short lock; the single
+/// consumer (the actor's run task) takes whole batches from the unbounded
+/// queue at once, so a busy actor pays one lock per batch, not per message.
+pub(crate) struct Mailbox {
+    status: AtomicU8,
+    suspended: AtomicBool,
+    has_system: AtomicBool,
+    system: Mutex<VecDeque<SystemMessage>>,
+    user: Mutex<VecDeque<Envelope>>,
+    bound: Option<Box<Bound>>,
+}
+
+impl Mailbox {
+    /// A mailbox that cannot be scheduled until [`open`](Self::open) is called.
+    pub(crate) fn new_closed(kind: MailboxKind) -> Self {
+        let bound = match kind {
+            MailboxKind::Unbounded => None,
+            MailboxKind::Bounded { capacity, overflow } => {
+                Some(Box::new(Bound { capacity: capacity.max(1), overflow, len: AtomicUsize::new(0) }))
+            }
+        };
+        Mailbox {
+            status: AtomicU8::new(SCHEDULED),
+            suspended: AtomicBool::new(false),
+            has_system: AtomicBool::new(false),
+            system: Mutex::new(VecDeque::new()),
+            user: Mutex::new(VecDeque::new()),
+            bound,
+        }
+    }
+
+    /// Queues a user message. A full bounded mailbox hands back the message
+    /// that must go to dead letters (the arriving one or the oldest).
+    #[inline]
+    pub(crate) fn push_user(&self, envelope: Envelope) -> Option<Envelope> {
+        match &self.bound {
+            None => {
+                self.user.lock().push_back(envelope);
+                None
+            }
+            Some(bound) => {
+                let mut queue = self.user.lock();
+                if bound.len.load(Ordering::Acquire) >= bound.capacity {
+                    match bound.overflow {
+                        OverflowPolicy::DropNewest => return Some(envelope),
+                        OverflowPolicy::DropOldest => {
+                            if let Some(oldest) = queue.pop_front() {
+                                queue.push_back(envelope);
+                                return Some(oldest);
+                            }
+                            return Some(envelope);
+                        }
+                    }
+                }
+                bound.len.fetch_add(1, Ordering::AcqRel);
+                queue.push_back(envelope);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn push_system(&self, message: SystemMessage) {
+        let mut queue = self.system.lock();
+        queue.push_back(message);
+        self.has_system.store(true, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn has_system(&self) -> bool {
+        self.has_system.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn pop_system(&self) -> Option<SystemMessage> {
+        let mut queue = self.system.lock();
+        let message = queue.pop_front();
+        if queue.is_empty() {
+            self.has_system.store(false, Ordering::Release);
+        }
+        message
+    }
+
+    /// Moves pending user messages into the consumer's buffer; false if none.
+    /// Bounded mailboxes hand over one message at a time so the bound stays exact.
+    #[inline]
+    pub(crate) fn take_user(&self, local: &mut VecDeque<Envelope>) -> bool {
+        let mut queue = self.user.lock();
+        if queue.is_empty() {
+            return false;
+        }
+        match &self.bound {
+            None => std::mem::swap(&mut *queue, local),
+            Some(bound) => {
+                if let Some(e) = queue.pop_front() {
+                    bound.len.fetch_sub(1, Ordering::AcqRel);
+                    local.push_back(e);
+                }
+            }
+        }
+        true
+    }
+
+    /// Everything still queued, for dead letters once the actor is gone.
+    pub(crate) fn drain(&self) -> (Vec<SystemMessage>, Vec<Envelope>) {
+        let system: Vec<_> = {
+            let mut q = self.system.lock();
+            self.has_system.store(false, Ordering::Release);
+            q.drain(..).collect()
+        };
+        let user: Vec<_> = {
+            let mut q = self.user.lock();
+            if let Some(bound) = &self.bound {
+                bound.len.store(0, Ordering::Release);
+            }
+            std::mem::take(&mut *q).into()
+        };
+        (system, user)
+    }
+
+    pub(crate) fn suspend(&self) {
+        self.suspended.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.suspended.store(false, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
+    }
+
+    /// Whether the consumer has something it may process now.
+    /// Takes the queue locks (not just the flags) so that, paired with the
+    /// producers' locks, no push can slip between `set_idle` and this check.
+    pub(crate) fn has_runnable(&self) -> bool {
+        !self.system.lock().is_empty() || (!self.is_suspended() && !self.user.lock().is_empty())
+    }
+
+    /// Claims the right to run the consumer; true if the caller must start it.
+    #[inline]
+    pub(crate) fn try_schedule(&self) -> bool {
+        self.status.load(Ordering::Acquire) == IDLE
+            && self.status.compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Releases the run right. The caller must check [`has_runnable`](Self::has_runnable)
+    /// afterwards and try to schedule again, or a message pushed meanwhile waits forever.
+    pub(crate) fn set_idle(&self) {
+        self.status.store(IDLE, Ordering::SeqCst);
+    }
+
+    /// Lets the mailbox be scheduled for the first time.
+    pub(crate) fn open(&self) {
+        self.set_idle();
+    }
+}

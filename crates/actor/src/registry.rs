@@ -1,0 +1,78 @@
+//! The process registry: local ids to processes, plus resolvers for other addresses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use parking_lot::RwLock;
+
+use crate::pid::Pid;
+use crate::process::{AddressResolver, ProcessRef};
+
+/// Maps local process ids to processes. Sharded, so concurrent spawns and
+/// lookups rarely meet on one lock; most sends skip it entirely through the
+/// resolution cached in each [`Pid`].
+pub(crate) struct ProcessRegistry {
+    local: DashMap<Box<str>, ProcessRef>,
+    next_id: AtomicU64,
+    resolvers: RwLock<Vec<Arc<dyn AddressResolver>>>,
+}
+
+const ID_ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ~+";
+
+impl ProcessRegistry {
+    pub(crate) fn new() -> Self {
+        ProcessRegistry { local: DashMap::with_shard_amount(64), next_id: AtomicU64::new(1), resolvers: RwLock::new(Vec::new()) }
+    }
+
+    /// Appends a fresh unique id (`$` and a base-64 counter) to `prefix`.
+    pub(crate) fn next_id_into(&self, prefix: &mut String) {
+        let mut n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        prefix.push('$');
+        let mut buf = [0u8; 11];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = ID_ALPHABET[(n & 63) as usize];
+            n >>= 6;
+            if n == 0 {
+                break;
+            }
+        }
+        // The alphabet is ASCII, so this never fails.
+        prefix.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+    }
+
+    /// Registers `process` under `id`; false if the id is taken.
+    pub(crate) fn try_add(&self, id: &str, process: ProcessRef) -> bool {
+        match self.local.entry(id.into()) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(process);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, id: &str) {
+        self.local.remove(id);
+    }
+
+    pub(crate) fn get_local(&self, id: &str) -> Option<ProcessRef> {
+        self.local.get(id).map(|p| p.value().clone())
+    }
+
+    pub(crate) fn resolve_remote(&self, pid: &Pid) -> Option<ProcessRef> {
+        self.resolvers.read().iter().find_map(|r| r.resolve(pid))
+    }
+
+    pub(crate) fn add_resolver(&self, resolver: Arc<dyn AddressResolver>) {
+        self.resolvers.write().push(resolver);
+    }
+
+    pub(crate) fn all(&self) -> Vec<(String, ProcessRef)> {
+        self.local.iter().map(|e| (e.key().to_string(), e.value().clone())).collect()
+    }
+
+}

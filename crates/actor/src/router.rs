@@ -1,0 +1,1 @@
+//! Routers (see the module docs of each kind).
