@@ -71,7 +71,8 @@ fn tell_once(rt: &Runtime, n: usize) -> Duration {
     rt.block_on(async {
         let system = ActorSystem::new();
         let (latch, rx) = Latch::new();
-        let pid = system.root().spawn(Props::from_producer(move || Summer { sum: 0, count: 0, n, latch: latch.clone() }));
+        let pid =
+            system.root().spawn(Props::from_producer(move || Summer { sum: 0, count: 0, n, latch: latch.clone() }));
         let root = system.root();
         let start = Instant::now();
         for i in 0..n as u64 {
@@ -243,7 +244,10 @@ fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -308,7 +312,12 @@ fn fan_out_once(rt: &Runtime, actors: usize, per_actor: usize) -> Duration {
         let remaining = Arc::new(AtomicUsize::new(actors));
         let props = {
             let (remaining, latch) = (remaining.clone(), latch.clone());
-            Props::from_producer(move || Counted { received: 0, per_actor, remaining: remaining.clone(), latch: latch.clone() })
+            Props::from_producer(move || Counted {
+                received: 0,
+                per_actor,
+                remaining: remaining.clone(),
+                latch: latch.clone(),
+            })
         };
         let root = system.root();
         let pids: Vec<Pid> = (0..actors).map(|_| root.spawn(props.clone())).collect();

@@ -12,11 +12,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use parking_lot::Mutex;
 use tracing::Instrument;
 
 use crate::actor::Actor;
@@ -41,18 +40,21 @@ struct CellState<A> {
     ctx: Context,
     /// User messages taken from the mailbox in one batch, not yet handled.
     local: VecDeque<Envelope>,
+    /// `Started` is still to be delivered (kept out of the system queue so a
+    /// fresh actor allocates no queue buffer).
+    pending_start: bool,
 }
 
+/// What a pid of an actor resolves to: the mailbox, and what is needed to
+/// restart the actor. The actor itself lives in its run task.
 pub(crate) struct ActorProcess<A: Actor> {
-    me: Weak<Self>,
     system: ActorSystem,
     mailbox: Mailbox,
-    cell: Mutex<Option<Box<CellState<A>>>>,
     producer: Producer<A>,
     dead: AtomicBool,
-    /// Address and id, kept once dead to dead-letter late arrivals (a `Pid`
-    /// here would form a cycle through the pid's cache).
-    tombstone: OnceLock<(Arc<str>, Box<str>)>,
+    /// The id, to dead-letter late arrivals once dead (a `Pid` here would form
+    /// a cycle through the pid's cache).
+    id: Arc<str>,
 }
 
 pub(crate) fn spawn_actor<A: Actor>(
@@ -62,27 +64,25 @@ pub(crate) fn spawn_actor<A: Actor>(
     parent: Option<Pid>,
     producer: Producer<A>,
 ) -> Result<Pid, Error> {
-    let process = Arc::new_cyclic(|me| ActorProcess {
-        me: me.clone(),
+    let id: Arc<str> = Arc::from(id);
+    let process = Arc::new(ActorProcess {
         system: system.clone(),
         mailbox: Mailbox::new_closed(props.mailbox()),
-        cell: Mutex::new(None),
         producer,
         dead: AtomicBool::new(false),
-        tombstone: OnceLock::new(),
+        id: id.clone(),
     });
     let process_ref: ProcessRef = process.clone();
     if !system.registry().try_add(&id, process_ref.clone()) {
-        return Err(Error::NameExists(id));
+        return Err(Error::NameExists(id.to_string()));
     }
-    let pid = Pid::resolved(system.address(), id.into_boxed_str(), system.key(), process_ref);
+    let pid = Pid::resolved(system.address(), id, system.key(), process_ref);
     system.actor_started();
     let actor = (process.producer)();
     let ctx = Context::new(system.clone(), pid.clone(), parent, props.clone());
-    *process.cell.lock() = Some(Box::new(CellState { actor, ctx, local: VecDeque::new() }));
-    process.mailbox.push_system(SystemMessage::Started);
-    process.mailbox.open();
-    process.schedule();
+    let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
+    // The mailbox starts claimed: the task below runs `Started` first.
+    system.spawn_task(process.run(cell));
     Ok(pid)
 }
 
@@ -95,7 +95,9 @@ impl<A: Actor> Process for ActorProcess<A> {
         if let Some(dropped) = self.mailbox.push_user(envelope) {
             self.system.dead_letter(pid, dropped);
         }
-        self.schedule();
+        if self.mailbox.notify() {
+            self.drain_dead();
+        }
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
@@ -103,7 +105,9 @@ impl<A: Actor> Process for ActorProcess<A> {
             return self.system.dead_system_message(pid, message, TerminatedReason::Stopped);
         }
         self.mailbox.push_system(message);
-        self.schedule();
+        if self.mailbox.notify() {
+            self.drain_dead();
+        }
     }
 
     #[inline]
@@ -115,6 +119,22 @@ impl<A: Actor> Process for ActorProcess<A> {
 fn default_strategy() -> Arc<dyn SupervisorStrategy> {
     static DEFAULT: OnceLock<Arc<dyn SupervisorStrategy>> = OnceLock::new();
     DEFAULT.get_or_init(|| Arc::new(OneForOneStrategy::default())).clone()
+}
+
+/// True when no subscriber wants per-message trace spans.
+#[inline]
+fn tracing_off() -> bool {
+    tracing::level_filters::LevelFilter::current() < tracing::Level::TRACE
+}
+
+impl<A: Actor> CellState<A> {
+    /// No middleware, no behavior, no tracing: the actor's own receive runs directly.
+    #[inline]
+    fn plain(&self, tracing_off: bool) -> bool {
+        tracing_off
+            && self.ctx.props.inner().receiver_middleware.is_empty()
+            && self.ctx.extras.as_ref().is_none_or(|e| e.behaviors.is_empty())
+    }
 }
 
 fn panic_to_error(result: std::thread::Result<ActorResult>) -> ActorResult {
@@ -135,36 +155,27 @@ impl<A: Actor> ErasedReceive for Erased<'_, A> {
 }
 
 impl<A: Actor> ActorProcess<A> {
-    #[inline]
-    fn schedule(&self) {
-        if self.mailbox.try_schedule()
-            && let Some(me) = self.me.upgrade()
-        {
-            self.system.spawn_task(me.run());
-        }
-    }
-
-    async fn run(self: Arc<Self>) {
-        let Some(mut cell) = self.cell.lock().take() else {
-            self.drain_dead();
-            return;
-        };
+    /// The actor's life: handle what is queued, park until a producer claims
+    /// the mailbox, repeat until stopped. Parking costs no allocation, so an
+    /// activation is a wake-up, not a new task.
+    async fn run(self: Arc<Self>, mut cell: CellState<A>) {
         loop {
             if self.process(&mut cell).await {
-                // Dropping the actor and its context breaks the pid <-> process cycles.
+                // Dropping the context breaks the pid <-> process cycles.
                 drop(cell);
+                self.mailbox.set_dead();
                 self.drain_dead();
                 return;
             }
-            *self.cell.lock() = Some(cell);
-            self.mailbox.set_idle();
-            if !self.mailbox.has_runnable() || !self.mailbox.try_schedule() {
-                return;
+            if cell.local.capacity() > 64 {
+                // Give back what a burst grew; idle actors should stay small.
+                cell.local = VecDeque::new();
             }
-            cell = match self.cell.lock().take() {
-                Some(c) => c,
-                None => return self.drain_dead(),
-            };
+            self.mailbox.set_idle();
+            if self.mailbox.has_runnable() && self.mailbox.try_schedule() {
+                continue;
+            }
+            std::future::poll_fn(|cx| self.mailbox.poll_claimed(cx)).await;
         }
     }
 
@@ -172,10 +183,21 @@ impl<A: Actor> ActorProcess<A> {
     async fn process(&self, cell: &mut CellState<A>) -> bool {
         let throughput = cell.ctx.props.throughput();
         let mut handled = 0usize;
+        if cell.pending_start {
+            cell.pending_start = false;
+            cell.ctx.envelope = Some(Envelope::new(Started));
+            let result = if cell.plain(tracing_off()) {
+                panic_to_error(AssertUnwindSafe(cell.actor.receive(&mut cell.ctx)).catch_unwind().await)
+            } else {
+                Box::pin(self.dispatch(cell)).await
+            };
+            self.after_receive(cell, result, true);
+        }
         loop {
             if self.mailbox.has_system() {
                 while let Some(message) = self.mailbox.pop_system() {
-                    self.handle_system(cell, message).await;
+                    // Boxed: rare, and its future is large; the run task stays small.
+                    Box::pin(self.handle_system(cell, message)).await;
                     if cell.ctx.state == LifecycleState::Stopped {
                         return true;
                     }
@@ -189,7 +211,22 @@ impl<A: Actor> ActorProcess<A> {
                 None if self.mailbox.take_user(&mut cell.local) => continue,
                 None => return false,
             };
-            self.handle_user(cell, envelope).await;
+            if envelope.message.is::<PoisonPill>() {
+                Box::pin(self.begin_stop(cell)).await;
+            } else {
+                if envelope.influences_receive_timeout() && cell.ctx.extras.is_some() {
+                    Self::touch_receive_timeout(cell);
+                }
+                cell.ctx.envelope = Some(envelope);
+                // The common case, kept flat: nested futures here cost two large
+                // moves per message.
+                let result = if cell.plain(tracing_off()) {
+                    panic_to_error(AssertUnwindSafe(cell.actor.receive(&mut cell.ctx)).catch_unwind().await)
+                } else {
+                    Box::pin(self.dispatch(cell)).await
+                };
+                self.after_receive(cell, result, true);
+            }
             if cell.ctx.state == LifecycleState::Stopped {
                 return true;
             }
@@ -204,29 +241,21 @@ impl<A: Actor> ActorProcess<A> {
     /// Everything left once the actor is gone goes to dead letters; watches
     /// are answered with `Terminated`.
     fn drain_dead(&self) {
-        let Some((address, id)) = self.tombstone.get() else { return };
-        let pid = Pid::new(address.clone(), id.clone());
-        loop {
-            let (system, user) = self.mailbox.drain();
-            for message in system {
-                self.system.dead_system_message(&pid, message, TerminatedReason::Stopped);
-            }
-            for envelope in user {
-                self.system.dead_letter(&pid, envelope);
-            }
-            self.mailbox.set_idle();
-            if !self.mailbox.has_runnable() || !self.mailbox.try_schedule() {
-                return;
-            }
+        let (system, user) = self.mailbox.drain();
+        if system.is_empty() && user.is_empty() {
+            return;
+        }
+        let pid = Pid::new(self.system.address(), self.id.clone());
+        for message in system {
+            self.system.dead_system_message(&pid, message, TerminatedReason::Stopped);
+        }
+        for envelope in user {
+            self.system.dead_letter(&pid, envelope);
         }
     }
 
-    async fn handle_user(&self, cell: &mut CellState<A>, envelope: Envelope) {
-        if envelope.message_as::<PoisonPill>().is_some() {
-            return self.begin_stop(cell).await;
-        }
-        if envelope.influences_receive_timeout()
-            && let Some(extras) = cell.ctx.extras.as_mut()
+    fn touch_receive_timeout(cell: &mut CellState<A>) {
+        if let Some(extras) = cell.ctx.extras.as_mut()
             && let Some(rt) = extras.receive_timeout.as_mut()
         {
             rt.last = tokio::time::Instant::now();
@@ -234,15 +263,13 @@ impl<A: Actor> ActorProcess<A> {
                 cell.ctx.arm_receive_timeout();
             }
         }
-        self.invoke(cell, envelope).await;
     }
 
-    /// Runs the actor (through middleware and behaviors) on `envelope`.
-    async fn run_receive(&self, cell: &mut CellState<A>, envelope: Envelope) -> ActorResult {
-        cell.ctx.envelope = Some(envelope);
-        let CellState { actor, ctx, local } = cell;
+    /// Runs the actor on `ctx.envelope` through middleware, behaviors and tracing.
+    async fn dispatch(&self, cell: &mut CellState<A>) -> ActorResult {
+        let CellState { actor, ctx, .. } = cell;
         let span = tracing::trace_span!("receive", actor = %ctx.self_pid, message = ctx.message_type_name());
-        let result = if ctx.props.inner().receiver_middleware.is_empty() {
+        if ctx.props.inner().receiver_middleware.is_empty() {
             match ctx.current_behavior::<A>() {
                 Some(behavior) => panic_to_error(std::panic::catch_unwind(AssertUnwindSafe(|| behavior(actor, ctx)))),
                 None => panic_to_error(AssertUnwindSafe(actor.receive(ctx)).catch_unwind().instrument(span).await),
@@ -252,33 +279,44 @@ impl<A: Actor> ActorProcess<A> {
             let mut erased = Erased(actor);
             let next = ReceiveNext { rest: &props.inner().receiver_middleware, actor: &mut erased };
             panic_to_error(AssertUnwindSafe(next.run(ctx)).catch_unwind().instrument(span).await)
-        };
-        ctx.envelope = None;
-        if ctx.unstash_requested {
-            ctx.unstash_requested = false;
-            if let Some(extras) = ctx.extras.as_mut() {
-                for envelope in extras.stash.drain(..).rev() {
-                    local.push_front(envelope);
+        }
+    }
+
+    /// Clears the current message, replays a requested unstash, and reports a
+    /// failure to the supervisor (`supervised`) or the log.
+    fn after_receive(&self, cell: &mut CellState<A>, result: ActorResult, supervised: bool) {
+        let envelope = cell.ctx.envelope.take();
+        if cell.ctx.unstash_requested {
+            cell.ctx.unstash_requested = false;
+            if let Some(extras) = cell.ctx.extras.as_mut() {
+                for stashed in extras.stash.drain(..).rev() {
+                    cell.local.push_front(stashed);
                 }
             }
         }
-        result
+        if let Err(reason) = result {
+            let message_type = envelope.as_ref().map(|e| e.type_name());
+            if supervised {
+                self.escalate_failure(cell, reason, message_type);
+            } else {
+                tracing::warn!(actor = %cell.ctx.self_pid, message = ?message_type, %reason, "actor failed while stopping or restarting");
+            }
+        }
     }
 
-    /// Runs the actor and hands a failure to the supervisor.
+    /// Runs the actor on a lifecycle or system-originated message and hands a
+    /// failure to the supervisor.
     async fn invoke(&self, cell: &mut CellState<A>, envelope: Envelope) {
-        let message_type = envelope.type_name();
-        if let Err(reason) = self.run_receive(cell, envelope).await {
-            self.escalate_failure(cell, reason, Some(message_type));
-        }
+        cell.ctx.envelope = Some(envelope);
+        let result = self.dispatch(cell).await;
+        self.after_receive(cell, result, true);
     }
 
-    /// Runs a lifecycle message whose failure cannot be supervised any more.
+    /// Like `invoke`, for lifecycle messages whose failure cannot be supervised any more.
     async fn invoke_logged(&self, cell: &mut CellState<A>, envelope: Envelope) {
-        let message_type = envelope.type_name();
-        if let Err(reason) = self.run_receive(cell, envelope).await {
-            tracing::warn!(actor = %cell.ctx.self_pid, message = message_type, %reason, "actor failed while stopping or restarting");
-        }
+        cell.ctx.envelope = Some(envelope);
+        let result = self.dispatch(cell).await;
+        self.after_receive(cell, result, false);
     }
 
     fn escalate_failure(&self, cell: &mut CellState<A>, reason: ActorError, message_type: Option<&'static str>) {
@@ -328,13 +366,9 @@ impl<A: Actor> ActorProcess<A> {
                     }
                     cell.ctx.envelope = envelope;
                     let CellState { actor, ctx, .. } = cell;
-                    let result = panic_to_error(std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        run(actor as &mut dyn Any, ctx)
-                    })));
-                    ctx.envelope = None;
-                    if let Err(reason) = result {
-                        self.escalate_failure(cell, reason, Some("reenter_after continuation"));
-                    }
+                    let result =
+                        panic_to_error(std::panic::catch_unwind(AssertUnwindSafe(|| run(actor as &mut dyn Any, ctx))));
+                    self.after_receive(cell, result, true);
                 }
                 InternalKind::ReceiveTimeoutTick(generation) => self.handle_receive_timeout(cell, generation).await,
             },
@@ -427,10 +461,11 @@ impl<A: Actor> ActorProcess<A> {
 
     async fn finish_stop(&self, cell: &mut CellState<A>) {
         let pid = cell.ctx.self_pid.clone();
-        let _ = self.tombstone.set((pid.address_arc().clone(), pid.id().into()));
         self.system.registry().remove(pid.id());
         self.dead.store(true, Ordering::Release);
         self.invoke_logged(cell, Envelope::new(Stopped)).await;
+        // Counted out before anyone hears of it, so a watcher never sees it still counted.
+        self.system.actor_stopped();
         let terminated = Terminated { who: pid.clone(), why: TerminatedReason::Stopped };
         let parent = cell.ctx.parent.clone();
         if let Some(extras) = cell.ctx.extras.as_mut() {
@@ -451,7 +486,6 @@ impl<A: Actor> ActorProcess<A> {
         }
         cell.ctx.state = LifecycleState::Stopped;
         tracing::debug!(actor = %pid, "actor stopped");
-        self.system.actor_stopped();
     }
 
     async fn finish_restart(&self, cell: &mut CellState<A>) {

@@ -124,8 +124,7 @@ impl Context {
     /// The current message if it is a `T`.
     #[inline]
     pub fn message<T: Any>(&self) -> Option<&T> {
-        let message: &dyn Any = &*self.envelope.as_ref()?.message;
-        message.downcast_ref::<T>()
+        self.envelope.as_ref()?.message.downcast_ref::<T>()
     }
 
     /// True if the current message is a `T`.
@@ -139,11 +138,11 @@ impl Context {
     /// carry nothing), so take it last.
     pub fn take_message<T: Any>(&mut self) -> Option<T> {
         let envelope = self.envelope.as_mut()?;
-        if (*envelope.message).type_id() != std::any::TypeId::of::<T>() {
+        if !envelope.message.is::<T>() {
             return None;
         }
-        let message = std::mem::replace(&mut envelope.message, Box::new(Taken));
-        crate::message::downcast_message::<T>(message).ok()
+        let message = std::mem::replace(&mut envelope.message, crate::message::AnyMessage::new(Taken));
+        message.downcast::<T>().ok()
     }
 
     /// The type name of the current message (for logs).
@@ -234,8 +233,13 @@ impl Context {
     ///
     /// Awaiting it inside `receive` blocks this actor until the response
     /// arrives; use [`reenter_after`](Self::reenter_after) to keep handling
-    /// other messages meanwhile. Ask for `R = BoxMessage` to take any type.
-    pub fn request_future<R: Send + 'static, M: Message>(&self, target: &Pid, message: M, timeout: Duration) -> RequestFuture<R> {
+    /// other messages meanwhile. Ask for `R = AnyMessage` to take any type.
+    pub fn request_future<R: Send + 'static, M: Message>(
+        &self,
+        target: &Pid,
+        message: M,
+        timeout: Duration,
+    ) -> RequestFuture<R> {
         let chain = &self.props.inner().sender_middleware;
         RequestFuture::start(&self.system, target, Envelope::new(message), timeout, |target, envelope| {
             send_through(chain, &self.system, Some(&self.self_pid), target, envelope)
@@ -250,7 +254,9 @@ impl Context {
                 let sender = sender.clone();
                 self.send_envelope(&sender, Envelope::new(message).with_sender(Some(self.self_pid.clone())));
             }
-            None => self.system.dead_letter(&self.self_pid, Envelope::new(message).with_sender(Some(self.self_pid.clone()))),
+            None => {
+                self.system.dead_letter(&self.self_pid, Envelope::new(message).with_sender(Some(self.self_pid.clone())))
+            }
         }
     }
 
@@ -352,7 +358,10 @@ impl Context {
         let sys = system.clone();
         system.spawn_task(async move {
             tokio::time::sleep_until(deadline).await;
-            sys.send_system_message(&me, SystemMessage::Internal(Internal(InternalKind::ReceiveTimeoutTick(generation))));
+            sys.send_system_message(
+                &me,
+                SystemMessage::Internal(Internal(InternalKind::ReceiveTimeoutTick(generation))),
+            );
         });
     }
 
@@ -360,7 +369,10 @@ impl Context {
 
     /// Replaces the behavior stack with `behavior`: later messages go to it
     /// instead of `A::receive`.
-    pub fn become_behavior<A: Actor>(&mut self, behavior: impl Fn(&mut A, &mut Context) -> ActorResult + Send + Sync + 'static) {
+    pub fn become_behavior<A: Actor>(
+        &mut self,
+        behavior: impl Fn(&mut A, &mut Context) -> ActorResult + Send + Sync + 'static,
+    ) {
         let behavior: BehaviorFn<A> = Arc::new(behavior);
         let extras = self.extras();
         extras.behaviors.clear();
@@ -368,7 +380,10 @@ impl Context {
     }
 
     /// Pushes `behavior` on the behavior stack.
-    pub fn become_stacked<A: Actor>(&mut self, behavior: impl Fn(&mut A, &mut Context) -> ActorResult + Send + Sync + 'static) {
+    pub fn become_stacked<A: Actor>(
+        &mut self,
+        behavior: impl Fn(&mut A, &mut Context) -> ActorResult + Send + Sync + 'static,
+    ) {
         let behavior: BehaviorFn<A> = Arc::new(behavior);
         self.extras().behaviors.push(Arc::new(behavior));
     }
@@ -428,15 +443,14 @@ impl Context {
         let sys = system.clone();
         system.spawn_task(async move {
             let value = future.await;
-            let run: crate::message::ContinuationFn = Box::new(move |actor: &mut dyn Any, ctx: &mut Context| {
-                match actor.downcast_mut::<A>() {
+            let run: crate::message::ContinuationFn =
+                Box::new(move |actor: &mut dyn Any, ctx: &mut Context| match actor.downcast_mut::<A>() {
                     Some(actor) => continuation(actor, ctx, value),
                     None => Err(ActorError::msg(format!(
                         "reenter_after continuation expects actor type `{}`",
                         std::any::type_name::<A>()
                     ))),
-                }
-            });
+                });
             sys.send_system_message(
                 &me,
                 SystemMessage::Internal(Internal(InternalKind::Continuation { envelope: captured, incarnation, run })),

@@ -15,13 +15,13 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::message::{BoxMessage, DeadLetterResponse, Envelope, PoisonPill, SystemMessage, downcast_message};
+use crate::message::{AnyMessage, DeadLetterResponse, Envelope, PoisonPill, SystemMessage};
 use crate::pid::Pid;
 use crate::process::{Process, ProcessRef};
 use crate::system::ActorSystem;
 
 pub(crate) enum Outcome {
-    Message(BoxMessage),
+    Message(AnyMessage),
     DeadLetter,
     Terminated,
 }
@@ -85,13 +85,13 @@ fn new_future(system: &ActorSystem) -> (Pid, oneshot::Receiver<Outcome>, Registr
 }
 
 /// Turns a response into the type the caller asked for. Asking for
-/// `BoxMessage` accepts anything.
-fn convert<R: Send + 'static>(message: BoxMessage) -> Result<R, Error> {
-    match downcast_message::<R>(message) {
+/// `AnyMessage` accepts anything.
+fn convert<R: Send + 'static>(message: AnyMessage) -> Result<R, Error> {
+    match message.downcast::<R>() {
         Ok(value) => Ok(value),
         Err(message) => {
-            let actual = (*message).type_name();
-            let mut slot: Option<BoxMessage> = Some(message);
+            let actual = message.type_name();
+            let mut slot: Option<AnyMessage> = Some(message);
             match (&mut slot as &mut dyn Any).downcast_mut::<Option<R>>().and_then(Option::take) {
                 Some(value) => Ok(value),
                 None => Err(Error::UnexpectedResponse { expected: std::any::type_name::<R>(), actual }),

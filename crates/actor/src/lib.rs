@@ -45,6 +45,7 @@
 //! Delivery guarantees are in `docs/semantics.md` at the repository root.
 
 mod actor;
+mod any_message;
 mod cell;
 mod context;
 mod error;
@@ -78,16 +79,17 @@ pub use event_stream::{EventStream, Subscription};
 pub use future::{RequestFuture, StopFuture};
 pub use mailbox::{MailboxKind, OverflowPolicy};
 pub use message::{
-    BoxMessage, DeadLetterResponse, Envelope, Failure, Internal, Message, MessageHeader, PoisonPill, ReceiveTimeout,
-    Restarting, Started, Stopped, Stopping, SystemMessage, Terminated, TerminatedReason, downcast_message,
+    AnyMessage, BoxMessage, DeadLetterResponse, Envelope, Failure, Internal, Message, MessageHeader, PoisonPill,
+    ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage, Terminated, TerminatedReason,
+    downcast_message,
 };
 pub use pid::{LOCAL_ADDRESS, Pid};
 pub use process::{AddressResolver, Process, ProcessRef};
 pub use props::{DEFAULT_THROUGHPUT, Props};
 pub use root::RootContext;
 pub use supervision::{
-    AllForOneStrategy, AlwaysRestartStrategy, Directive, ExponentialBackoffStrategy, OneForOneStrategy, SupervisorEvent,
-    SupervisorStrategy,
+    AllForOneStrategy, AlwaysRestartStrategy, Directive, ExponentialBackoffStrategy, OneForOneStrategy,
+    SupervisorEvent, SupervisorStrategy,
 };
 pub use system::{ActorSystem, ActorSystemConfig, DeadLetterEvent};
 pub use throttle::{Throttle, Valve};
@@ -96,7 +98,7 @@ pub use timer::{Scheduler, TimerHandle};
 /// The everyday surface in one import.
 pub mod prelude {
     pub use crate::{
-        Actor, ActorError, ActorResult, ActorSystem, Context, Envelope, Error, MailboxKind, Message, OverflowPolicy, Pid,
-        PoisonPill, Props, ReceiveTimeout, Restarting, RootContext, Started, Stopped, Stopping, Terminated,
+        Actor, ActorError, ActorResult, ActorSystem, Context, Envelope, Error, MailboxKind, Message, OverflowPolicy,
+        Pid, PoisonPill, Props, ReceiveTimeout, Restarting, RootContext, Started, Stopped, Stopping, Terminated,
     };
 }

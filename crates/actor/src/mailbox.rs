@@ -4,6 +4,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use crate::message::{Envelope, SystemMessage};
@@ -42,6 +45,7 @@ pub enum OverflowPolicy {
 
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
+const DEAD: u8 = 2;
 
 struct Bound {
     capacity: usize,
@@ -54,6 +58,8 @@ struct Bound {
 /// queue at once, so a busy actor pays one lock per batch, not per message.
 pub(crate) struct Mailbox {
     status: AtomicU8,
+    /// Wakes the actor's parked run task when a producer claims the mailbox.
+    waker: AtomicWaker,
     suspended: AtomicBool,
     has_system: AtomicBool,
     system: Mutex<VecDeque<SystemMessage>>,
@@ -72,6 +78,7 @@ impl Mailbox {
         };
         Mailbox {
             status: AtomicU8::new(SCHEDULED),
+            waker: AtomicWaker::new(),
             suspended: AtomicBool::new(false),
             has_system: AtomicBool::new(false),
             system: Mutex::new(VecDeque::new()),
@@ -126,6 +133,8 @@ impl Mailbox {
         let message = queue.pop_front();
         if queue.is_empty() {
             self.has_system.store(false, Ordering::Release);
+            // System messages are rare; an idle actor should not keep a buffer for them.
+            *queue = VecDeque::new();
         }
         message
     }
@@ -187,21 +196,50 @@ impl Mailbox {
         !self.system.lock().is_empty() || (!self.is_suspended() && !self.user.lock().is_empty())
     }
 
-    /// Claims the right to run the consumer; true if the caller must start it.
+    /// Claims the right to run the consumer; true if this call claimed it.
     #[inline]
     pub(crate) fn try_schedule(&self) -> bool {
         self.status.load(Ordering::Acquire) == IDLE
             && self.status.compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
-    /// Releases the run right. The caller must check [`has_runnable`](Self::has_runnable)
-    /// afterwards and try to schedule again, or a message pushed meanwhile waits forever.
+    /// After a push: wakes the consumer if it was idle. Returns true if the
+    /// consumer is gone for good, so the caller must drain what it pushed.
+    #[inline]
+    pub(crate) fn notify(&self) -> bool {
+        match self.status.load(Ordering::SeqCst) {
+            IDLE => {
+                if self.status.compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    self.waker.wake();
+                    false
+                } else {
+                    self.status.load(Ordering::SeqCst) == DEAD
+                }
+            }
+            DEAD => true,
+            _ => false,
+        }
+    }
+
+    /// Releases the run right. The consumer must then check
+    /// [`has_runnable`](Self::has_runnable) and try to claim again, or a
+    /// message pushed meanwhile could wait forever.
     pub(crate) fn set_idle(&self) {
         self.status.store(IDLE, Ordering::SeqCst);
     }
 
-    /// Lets the mailbox be scheduled for the first time.
-    pub(crate) fn open(&self) {
-        self.set_idle();
+    /// The consumer is gone; later pushes are drained by their producers.
+    pub(crate) fn set_dead(&self) {
+        self.status.store(DEAD, Ordering::SeqCst);
+    }
+
+    /// Ready once a producer has claimed the mailbox for the (parked) consumer.
+    pub(crate) fn poll_claimed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.status.load(Ordering::Acquire) == SCHEDULED {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A claim between the check above and the registration woke nobody.
+        if self.status.load(Ordering::Acquire) == SCHEDULED { Poll::Ready(()) } else { Poll::Pending }
     }
 }

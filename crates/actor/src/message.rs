@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+pub use crate::any_message::AnyMessage;
 use crate::error::ActorError;
 use crate::pid::Pid;
 use crate::supervision::RestartStatistics;
@@ -34,20 +35,12 @@ impl fmt::Debug for dyn Message {
     }
 }
 
-/// A boxed, type-erased message.
-pub type BoxMessage = Box<dyn Message>;
+/// The older name of [`AnyMessage`].
+pub type BoxMessage = AnyMessage;
 
-/// Downcasts a boxed message to its concrete type, or gives it back.
-pub fn downcast_message<T: Any>(msg: BoxMessage) -> Result<T, BoxMessage> {
-    if (*msg).type_id() == std::any::TypeId::of::<T>() {
-        let any: Box<dyn Any> = msg;
-        match any.downcast::<T>() {
-            Ok(v) => Ok(*v),
-            Err(_) => unreachable!("type id checked above"),
-        }
-    } else {
-        Err(msg)
-    }
+/// Takes the message out if it is a `T`, or gives it back.
+pub fn downcast_message<T: Any>(msg: AnyMessage) -> Result<T, AnyMessage> {
+    msg.downcast::<T>()
 }
 
 /// Key/value headers that travel with a message (tracing ids, deadlines...).
@@ -103,7 +96,7 @@ const FLAG_NO_INFLUENCE: u8 = 1;
 
 /// A message with its sender and headers: what a mailbox holds.
 pub struct Envelope {
-    pub(crate) message: BoxMessage,
+    pub(crate) message: AnyMessage,
     pub(crate) sender: Option<Pid>,
     pub(crate) header: Option<Box<MessageHeader>>,
     flags: u8,
@@ -113,12 +106,12 @@ impl Envelope {
     /// Wraps a message without sender or headers.
     #[inline]
     pub fn new<M: Message>(message: M) -> Self {
-        Envelope { message: Box::new(message), sender: None, header: None, flags: 0 }
+        Envelope { message: AnyMessage::new(message), sender: None, header: None, flags: 0 }
     }
 
-    /// Wraps an already boxed message.
+    /// Wraps an already erased message.
     #[inline]
-    pub fn from_boxed(message: BoxMessage) -> Self {
+    pub fn from_boxed(message: AnyMessage) -> Self {
         Envelope { message, sender: None, header: None, flags: 0 }
     }
 
@@ -148,14 +141,14 @@ impl Envelope {
     }
 
     /// The message.
-    pub fn message(&self) -> &dyn Message {
-        &*self.message
+    pub fn message(&self) -> &AnyMessage {
+        &self.message
     }
 
     /// The message, if it is a `T`.
+    #[inline]
     pub fn message_as<T: Any>(&self) -> Option<&T> {
-        let any: &dyn Any = &*self.message;
-        any.downcast_ref::<T>()
+        self.message.downcast_ref::<T>()
     }
 
     /// The sender, if any.
@@ -170,11 +163,11 @@ impl Envelope {
 
     /// The type name of the message.
     pub fn type_name(&self) -> &'static str {
-        (*self.message).type_name()
+        self.message.type_name()
     }
 
     /// Splits into message, sender and headers.
-    pub fn into_parts(self) -> (BoxMessage, Option<Pid>, Option<MessageHeader>) {
+    pub fn into_parts(self) -> (AnyMessage, Option<Pid>, Option<MessageHeader>) {
         (self.message, self.sender, self.header.map(|h| *h))
     }
 }

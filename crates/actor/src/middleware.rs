@@ -97,7 +97,9 @@ impl SendNext<'_> {
     /// Continues with the next layer, and finally delivers.
     pub fn send(self, target: &Pid, envelope: Envelope) {
         match self.rest.split_first() {
-            Some((first, rest)) => first.send(target, envelope, SendNext { rest, system: self.system, sender: self.sender }),
+            Some((first, rest)) => {
+                first.send(target, envelope, SendNext { rest, system: self.system, sender: self.sender })
+            }
             None => self.system.send_user_message(target, envelope),
         }
     }

@@ -23,7 +23,7 @@ pub struct Pid(Arc<PidInner>);
 
 struct PidInner {
     address: Arc<str>,
-    id: Box<str>,
+    id: Arc<str>,
     request_id: u32,
     cached: OnceLock<Cached>,
 }
@@ -36,21 +36,16 @@ struct Cached {
 
 impl Pid {
     /// A pid for `id` at `address`.
-    pub fn new(address: impl Into<Arc<str>>, id: impl Into<Box<str>>) -> Self {
+    pub fn new(address: impl Into<Arc<str>>, id: impl Into<Arc<str>>) -> Self {
         Pid::with_request_id(address, id, 0)
     }
 
     /// A pid that also carries a request id.
-    pub fn with_request_id(address: impl Into<Arc<str>>, id: impl Into<Box<str>>, request_id: u32) -> Self {
-        Pid(Arc::new(PidInner {
-            address: address.into(),
-            id: id.into(),
-            request_id,
-            cached: OnceLock::new(),
-        }))
+    pub fn with_request_id(address: impl Into<Arc<str>>, id: impl Into<Arc<str>>, request_id: u32) -> Self {
+        Pid(Arc::new(PidInner { address: address.into(), id: id.into(), request_id, cached: OnceLock::new() }))
     }
 
-    pub(crate) fn resolved(address: Arc<str>, id: Box<str>, system: usize, process: ProcessRef) -> Self {
+    pub(crate) fn resolved(address: Arc<str>, id: Arc<str>, system: usize, process: ProcessRef) -> Self {
         let cached = OnceLock::new();
         let _ = cached.set(Cached { system, process });
         Pid(Arc::new(PidInner { address, id, request_id: 0, cached }))
@@ -70,6 +65,11 @@ impl Pid {
     /// The request id (0 unless this pid stands for one pending request).
     pub fn request_id(&self) -> u32 {
         self.0.request_id
+    }
+
+    /// The id as a shared string (no copy).
+    pub fn id_arc(&self) -> &Arc<str> {
+        &self.0.id
     }
 
     /// The address as a shared string (no copy).

@@ -14,7 +14,7 @@ use crate::process::{AddressResolver, ProcessRef};
 /// lookups rarely meet on one lock; most sends skip it entirely through the
 /// resolution cached in each [`Pid`].
 pub(crate) struct ProcessRegistry {
-    local: DashMap<Box<str>, ProcessRef>,
+    local: DashMap<Arc<str>, ProcessRef>,
     next_id: AtomicU64,
     resolvers: RwLock<Vec<Arc<dyn AddressResolver>>>,
 }
@@ -23,7 +23,11 @@ const ID_ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJK
 
 impl ProcessRegistry {
     pub(crate) fn new() -> Self {
-        ProcessRegistry { local: DashMap::with_shard_amount(64), next_id: AtomicU64::new(1), resolvers: RwLock::new(Vec::new()) }
+        ProcessRegistry {
+            local: DashMap::with_shard_amount(64),
+            next_id: AtomicU64::new(1),
+            resolvers: RwLock::new(Vec::new()),
+        }
     }
 
     /// Appends a fresh unique id (`$` and a base-64 counter) to `prefix`.
@@ -45,8 +49,8 @@ impl ProcessRegistry {
     }
 
     /// Registers `process` under `id`; false if the id is taken.
-    pub(crate) fn try_add(&self, id: &str, process: ProcessRef) -> bool {
-        match self.local.entry(id.into()) {
+    pub(crate) fn try_add(&self, id: &Arc<str>, process: ProcessRef) -> bool {
+        match self.local.entry(id.clone()) {
             Entry::Occupied(_) => false,
             Entry::Vacant(v) => {
                 v.insert(process);
@@ -74,5 +78,4 @@ impl ProcessRegistry {
     pub(crate) fn all(&self) -> Vec<(String, ProcessRef)> {
         self.local.iter().map(|e| (e.key().to_string(), e.value().clone())).collect()
     }
-
 }

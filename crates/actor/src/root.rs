@@ -95,7 +95,12 @@ impl RootContext {
 
     /// Sends a message and returns a future of the typed response (see
     /// [`Context::request_future`](crate::Context::request_future)).
-    pub fn request_future<R: Send + 'static, M: Message>(&self, target: &Pid, message: M, timeout: Duration) -> RequestFuture<R> {
+    pub fn request_future<R: Send + 'static, M: Message>(
+        &self,
+        target: &Pid,
+        message: M,
+        timeout: Duration,
+    ) -> RequestFuture<R> {
         RequestFuture::start(&self.system, target, self.prepare(Envelope::new(message)), timeout, |target, envelope| {
             send_through(&self.sender_middleware, &self.system, None, target, envelope)
         })

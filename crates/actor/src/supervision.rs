@@ -114,7 +114,11 @@ fn always_restart_decider() -> Decider {
 
 fn publish(supervisor: &dyn Supervisor, child: &Pid, reason: &ActorError, directive: Directive) {
     tracing::debug!(%child, %reason, ?directive, "supervisor handled failure");
-    supervisor.system().event_stream().publish(SupervisorEvent { child: child.clone(), reason: reason.clone(), directive });
+    supervisor.system().event_stream().publish(SupervisorEvent {
+        child: child.clone(),
+        reason: reason.clone(),
+        directive,
+    });
 }
 
 /// True when one more restart fits within the limits; records the failure.
@@ -134,7 +138,13 @@ fn restart_permitted(failure: &Failure, max_retries: u32, within: Duration) -> b
     true
 }
 
-fn apply(supervisor: &dyn Supervisor, failure: &Failure, directive: Directive, targets: &[Pid], limits: (u32, Duration)) {
+fn apply(
+    supervisor: &dyn Supervisor,
+    failure: &Failure,
+    directive: Directive,
+    targets: &[Pid],
+    limits: (u32, Duration),
+) {
     let directive = match directive {
         Directive::Restart if !restart_permitted(failure, limits.0, limits.1) => Directive::Stop,
         d => d,
@@ -179,7 +189,10 @@ impl Default for OneForOneStrategy {
 
 impl fmt::Debug for OneForOneStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OneForOneStrategy").field("max_retries", &self.max_retries).field("within", &self.within).finish()
+        f.debug_struct("OneForOneStrategy")
+            .field("max_retries", &self.max_retries)
+            .field("within", &self.within)
+            .finish()
     }
 }
 
@@ -214,7 +227,10 @@ impl AllForOneStrategy {
 
 impl fmt::Debug for AllForOneStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AllForOneStrategy").field("max_retries", &self.max_retries).field("within", &self.within).finish()
+        f.debug_struct("AllForOneStrategy")
+            .field("max_retries", &self.max_retries)
+            .field("within", &self.within)
+            .finish()
     }
 }
 

@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::event_stream::EventStream;
-use crate::message::{BoxMessage, DeadLetterResponse, Envelope, Failure, MessageHeader, SystemMessage, Terminated, TerminatedReason};
+use crate::message::{
+    AnyMessage, DeadLetterResponse, Envelope, Failure, MessageHeader, SystemMessage, Terminated, TerminatedReason,
+};
 use crate::middleware::SpawnNext;
 use crate::pid::{LOCAL_ADDRESS, Pid};
 use crate::process::{AddressResolver, Process, ProcessRef};
@@ -91,7 +93,7 @@ pub struct DeadLetterEvent {
     /// Where the message was sent.
     pub pid: Pid,
     /// The message.
-    pub message: BoxMessage,
+    pub message: AnyMessage,
     /// Who sent it.
     pub sender: Option<Pid>,
     /// Its headers.
@@ -248,7 +250,7 @@ impl ActorSystem {
 
     /// The pid of the dead-letter sink.
     pub fn dead_letter_pid(&self) -> Pid {
-        Pid::resolved(self.address(), "deadletter".into(), self.key(), self.0.dead_letter.clone())
+        Pid::resolved(self.address(), Arc::from("deadletter"), self.key(), self.0.dead_letter.clone())
     }
 
     /// Number of actors alive in this system.
@@ -274,10 +276,11 @@ impl ActorSystem {
     /// Registers a process under `id` (extension crates: remote endpoints,
     /// cluster services). Fails if the id is taken.
     pub fn register_process(&self, id: &str, process: ProcessRef) -> Result<Pid, Error> {
-        if !self.0.registry.try_add(id, process.clone()) {
+        let id: Arc<str> = Arc::from(id);
+        if !self.0.registry.try_add(&id, process.clone()) {
             return Err(Error::NameExists(id.to_string()));
         }
-        Ok(Pid::resolved(self.address(), id.into(), self.key(), process))
+        Ok(Pid::resolved(self.address(), id, self.key(), process))
     }
 
     /// Registers a process under `prefix` plus a generated suffix.
@@ -286,8 +289,9 @@ impl ActorSystem {
             let mut id = String::with_capacity(prefix.len() + 8);
             id.push_str(prefix);
             self.0.registry.next_id_into(&mut id);
+            let id: Arc<str> = Arc::from(id);
             if self.0.registry.try_add(&id, process.clone()) {
-                return Pid::resolved(self.address(), id.into_boxed_str(), self.key(), process);
+                return Pid::resolved(self.address(), id, self.key(), process);
             }
         }
     }
@@ -358,7 +362,7 @@ impl ActorSystem {
     /// fails at once.
     pub fn dead_letter(&self, pid: &Pid, envelope: Envelope) {
         let (message, sender, header) = envelope.into_parts();
-        let type_name = (*message).type_name();
+        let type_name = message.type_name();
         match self.0.dead_letter_throttle.check() {
             (Valve::Open, held) | (Valve::Closing, held) => {
                 if held > 0 {
@@ -368,10 +372,7 @@ impl ActorSystem {
             }
             (Valve::Closed, _) => {}
         }
-        let is_response = {
-            let any: &dyn std::any::Any = &*message;
-            any.is::<DeadLetterResponse>()
-        };
+        let is_response = message.is::<DeadLetterResponse>();
         let reply_to = if is_response { None } else { sender.clone() };
         self.0.event_stream.publish(DeadLetterEvent { pid: pid.clone(), message, sender, header });
         if let Some(sender) = reply_to {
@@ -419,7 +420,7 @@ impl ActorSystem {
         tracing::debug!(system = %self.0.id, actors = self.actor_count(), "actor system shutting down");
         let address = self.address();
         for (id, process) in self.0.registry.all() {
-            process.stop(&Pid::new(address.clone(), id));
+            process.stop(&Pid::new(address.clone(), id.as_str()));
         }
         let wait = async {
             loop {

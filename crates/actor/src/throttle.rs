@@ -29,7 +29,13 @@ pub struct Throttle {
 impl Throttle {
     /// A throttle allowing `max` events per `period`.
     pub fn new(max: u64, period: Duration) -> Self {
-        Throttle { max: max.max(1), period, start: Instant::now(), state: AtomicU64::new(0), dropped: AtomicU64::new(0) }
+        Throttle {
+            max: max.max(1),
+            period,
+            start: Instant::now(),
+            state: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     /// Counts one event; the second value is how many were held back in

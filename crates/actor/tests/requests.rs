@@ -1,0 +1,94 @@
+//! `request_future` outcomes: typed responses, timeout, wrong type, any type,
+//! and correct correlation under concurrency.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::WAIT;
+use protoactor_actor::{ActorSystem, BoxMessage, Context, Error, Pid, Props, downcast_message};
+
+/// Answers `u32` requests with `n * 2`, "text" with a `String`, ignores "silence".
+fn answering(system: &ActorSystem) -> Pid {
+    system.root().spawn(Props::from_fn(|ctx: &mut Context| {
+        if let Some(n) = ctx.message::<u32>() {
+            ctx.respond(u64::from(*n) * 2);
+        } else if ctx.message::<&'static str>() == Some(&"text") {
+            ctx.respond(String::from("some text"));
+        }
+        Ok(())
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_within_the_timeout_is_a_timeout_error() {
+    let system = ActorSystem::new();
+    let pid = answering(&system);
+    let timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let result = system.root().request_future::<u64, _>(&pid, "silence", timeout).await;
+    let elapsed = started.elapsed();
+    match result {
+        Err(Error::Timeout { target, after }) => {
+            assert_eq!(target, pid);
+            assert_eq!(after, timeout);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_of_another_type_is_unexpected_response() {
+    let system = ActorSystem::new();
+    let pid = answering(&system);
+    let result = system.root().request_future::<u64, _>(&pid, "text", WAIT).await;
+    match result {
+        Err(Error::UnexpectedResponse { expected, actual }) => {
+            assert_eq!(expected, std::any::type_name::<u64>());
+            assert_eq!(actual, std::any::type_name::<String>());
+        }
+        other => panic!("expected UnexpectedResponse, got {other:?}"),
+    }
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_box_message_accepts_any_type() {
+    let system = ActorSystem::new();
+    let pid = answering(&system);
+    let text: BoxMessage = system.root().request_future(&pid, "text", WAIT).await.expect("any type is accepted");
+    assert_eq!(downcast_message::<String>(text).expect("the response is a String"), "some text");
+    let number: BoxMessage = system.root().request_future(&pid, 21u32, WAIT).await.expect("any type is accepted");
+    assert_eq!(downcast_message::<u64>(number).expect("the response is a u64"), 42);
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_answer() {
+    let system = ActorSystem::new();
+    let pids: Vec<Pid> = (0..4).map(|_| answering(&system)).collect();
+    let mut tasks = Vec::new();
+    for n in 0..200u32 {
+        let pid = pids[n as usize % pids.len()].clone();
+        let root = system.root();
+        tasks.push(tokio::spawn(async move { (n, root.request_future::<u64, _>(&pid, n, WAIT).await) }));
+    }
+    for task in tasks {
+        let (n, answer) = task.await.expect("request task");
+        assert_eq!(answer.expect("answered"), u64::from(n) * 2);
+    }
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_request_future_does_not_disturb_later_requests() {
+    let system = ActorSystem::new();
+    let pid = answering(&system);
+    // Abandoned before its answer arrives: the answer must not leak into the next one.
+    drop(system.root().request_future::<u64, _>(&pid, 1u32, WAIT));
+    let answer: u64 = system.root().request_future(&pid, 5u32, WAIT).await.expect("answered");
+    assert_eq!(answer, 10);
+    system.shutdown().await;
+}
