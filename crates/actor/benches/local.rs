@@ -9,6 +9,8 @@
 //! `cargo bench -p protoactor-actor --bench local`
 //! Spawn also prints peak RSS and bytes per idle actor to stderr.
 
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -265,6 +267,14 @@ fn spawn_once(rt: &Runtime, n: usize, report_memory: bool) -> Duration {
         let rss_before = rss_kib("VmRSS:");
         let start = Instant::now();
         let pids: Vec<Pid> = (0..n).map(|_| root.spawn(props.clone())).collect();
+        if report_memory {
+            // Not timed: lets every actor handle `Started` and park, to read what
+            // an idle actor costs.
+            let spawned = start.elapsed();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let idle = rss_kib("VmRSS:").saturating_sub(rss_before) as f64 * 1024.0 / n as f64;
+            eprintln!("spawn: {idle:.0} bytes per idle actor (RSS after spawning {n}, spawn phase {spawned:?})");
+        }
         for pid in &pids {
             root.send(pid, Hit);
         }
@@ -272,7 +282,7 @@ fn spawn_once(rt: &Runtime, n: usize, report_memory: bool) -> Duration {
         if report_memory {
             let hwm = rss_kib("VmHWM:");
             eprintln!(
-                "spawn: peak RSS {:.0} MiB, {:.0} bytes per idle actor ({} actors)",
+                "spawn: peak RSS {:.0} MiB, {:.0} bytes per actor by high-water mark ({} actors)",
                 hwm as f64 / 1024.0,
                 (hwm.saturating_sub(rss_before)) as f64 * 1024.0 / n as f64,
                 n

@@ -22,7 +22,12 @@ const fn fits_inline<T>() -> bool {
 /// A message of any type, owned and type-erased.
 pub struct AnyMessage {
     data: Storage,
-    /// Points at the value: `data` itself (inline) or the box stored in it.
+    vtable: &'static VTable,
+}
+
+/// How to reach and drop the value: in `data` itself (inline) or through the
+/// box stored in it. One static table per message type.
+struct VTable {
     get: unsafe fn(*const Storage) -> *const dyn Message,
     get_mut: unsafe fn(*mut Storage) -> *mut dyn Message,
     drop_value: unsafe fn(*mut Storage),
@@ -69,12 +74,16 @@ impl AnyMessage {
         if fits_inline::<T>() {
             // SAFETY: `T` fits in `data` by size and alignment (checked above).
             unsafe { (data.as_mut_ptr() as *mut T).write(value) };
-            AnyMessage { data, get: get_inline::<T>, get_mut: get_mut_inline::<T>, drop_value: drop_inline::<T> }
+            let vtable =
+                const { &VTable { get: get_inline::<T>, get_mut: get_mut_inline::<T>, drop_value: drop_inline::<T> } };
+            AnyMessage { data, vtable }
         } else {
             let ptr = Box::into_raw(Box::new(value));
             // SAFETY: a pointer fits in the first word.
             unsafe { (data.as_mut_ptr() as *mut *mut T).write(ptr) };
-            AnyMessage { data, get: get_boxed::<T>, get_mut: get_mut_boxed::<T>, drop_value: drop_boxed::<T> }
+            let vtable =
+                const { &VTable { get: get_boxed::<T>, get_mut: get_mut_boxed::<T>, drop_value: drop_boxed::<T> } };
+            AnyMessage { data, vtable }
         }
     }
 
@@ -82,14 +91,14 @@ impl AnyMessage {
     #[inline]
     pub fn as_message(&self) -> &dyn Message {
         // SAFETY: `get` matches how `data` was filled in `new`.
-        unsafe { &*(self.get)(&self.data) }
+        unsafe { &*(self.vtable.get)(&self.data) }
     }
 
     /// The message as a mutable trait object.
     #[inline]
     pub fn as_message_mut(&mut self) -> &mut dyn Message {
         // SAFETY: as in `as_message`.
-        unsafe { &mut *(self.get_mut)(&mut self.data) }
+        unsafe { &mut *(self.vtable.get_mut)(&mut self.data) }
     }
 
     /// The message as `&dyn Any`, for downcasting.
@@ -138,7 +147,7 @@ impl AnyMessage {
         // SAFETY: the value is a `T` (checked above) stored as `new::<T>` stores
         // it; `this` is never dropped, so the value is moved out exactly once.
         unsafe {
-            let ptr = (this.get_mut)(&mut this.data) as *mut T;
+            let ptr = (this.vtable.get_mut)(&mut this.data) as *mut T;
             if fits_inline::<T>() { Ok(ptr.read()) } else { Ok(*Box::from_raw(ptr)) }
         }
     }
@@ -147,7 +156,7 @@ impl AnyMessage {
 impl Drop for AnyMessage {
     fn drop(&mut self) {
         // SAFETY: `drop_value` matches how `data` was filled; runs once.
-        unsafe { (self.drop_value)(&mut self.data) }
+        unsafe { (self.vtable.drop_value)(&mut self.data) }
     }
 }
 
@@ -182,7 +191,8 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counted(Arc<AtomicUsize>, [u8; 64]);
+    /// Too big to be stored inline: exercises the boxed path.
+    struct Counted(Arc<AtomicUsize>, #[allow(dead_code)] [u8; 64]);
     impl Drop for Counted {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);

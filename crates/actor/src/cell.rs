@@ -1,15 +1,17 @@
 //! The actor process: mailbox, actor instance, context, and the run loop
 //! that feeds messages to the actor one at a time.
 //!
-//! No task exists while an actor is idle. The first message to an idle
-//! mailbox claims it and spawns a run task, which handles system messages
-//! first, then user messages, yielding every `throughput` messages, and exits
-//! when the mailbox is empty. The actor and its context move into the task
-//! while it runs, so they need no lock of their own.
+//! Each actor has one tokio task for its whole life. It handles system
+//! messages first, then user messages, yielding the thread every
+//! `throughput` messages; when the mailbox is empty it parks on a waker. A
+//! producer that finds the mailbox idle claims it and wakes the task, so an
+//! activation costs a wake-up, not a spawn. The actor and its context live in
+//! the task, so they need no lock of their own.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -158,24 +160,29 @@ impl<A: Actor> ActorProcess<A> {
     /// The actor's life: handle what is queued, park until a producer claims
     /// the mailbox, repeat until stopped. Parking costs no allocation, so an
     /// activation is a wake-up, not a new task.
-    async fn run(self: Arc<Self>, mut cell: CellState<A>) {
-        loop {
-            if self.process(&mut cell).await {
-                // Dropping the context breaks the pid <-> process cycles.
-                drop(cell);
-                self.mailbox.set_dead();
-                self.drain_dead();
-                return;
+    // Not an `async fn`: its arguments would be stored twice in the task (once
+    // as arguments, once as locals); a capturing block stores the cell once.
+    #[allow(clippy::manual_async_fn)]
+    fn run(self: Arc<Self>, mut cell: CellState<A>) -> impl Future<Output = ()> + Send {
+        async move {
+            loop {
+                if self.process(&mut cell).await {
+                    // Dropping the context breaks the pid <-> process cycles.
+                    drop(cell);
+                    self.mailbox.set_dead();
+                    self.drain_dead();
+                    return;
+                }
+                if cell.local.capacity() > 64 {
+                    // Give back what a burst grew; idle actors should stay small.
+                    cell.local = VecDeque::new();
+                }
+                self.mailbox.set_idle();
+                if self.mailbox.has_runnable() && self.mailbox.try_schedule() {
+                    continue;
+                }
+                std::future::poll_fn(|cx| self.mailbox.poll_claimed(cx)).await;
             }
-            if cell.local.capacity() > 64 {
-                // Give back what a burst grew; idle actors should stay small.
-                cell.local = VecDeque::new();
-            }
-            self.mailbox.set_idle();
-            if self.mailbox.has_runnable() && self.mailbox.try_schedule() {
-                continue;
-            }
-            std::future::poll_fn(|cx| self.mailbox.poll_claimed(cx)).await;
         }
     }
 
@@ -212,6 +219,7 @@ impl<A: Actor> ActorProcess<A> {
                 None => return false,
             };
             if envelope.message.is::<PoisonPill>() {
+                drop(envelope);
                 Box::pin(self.begin_stop(cell)).await;
             } else {
                 if envelope.influences_receive_timeout() && cell.ctx.extras.is_some() {
@@ -549,5 +557,66 @@ impl Supervisor for ContextSupervisor<'_> {
 
     fn system(&self) -> &ActorSystem {
         &self.ctx.system
+    }
+}
+
+#[cfg(test)]
+mod size_report {
+    use super::*;
+
+    struct Tiny;
+    impl Actor for Tiny {
+        async fn receive(&mut self, _ctx: &mut Context) -> ActorResult {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn print_sizes() {
+        let system = ActorSystem::new();
+        let pid = system.root().spawn(Props::from_producer(|| Tiny));
+        let process = Arc::new(ActorProcess::<Tiny> {
+            system: system.clone(),
+            mailbox: Mailbox::new_closed(Default::default()),
+            producer: Arc::new(|| Tiny),
+            dead: AtomicBool::new(false),
+            id: Arc::from("x"),
+        });
+        let ctx = Context::new(system.clone(), pid, None, Props::from_producer(|| Tiny));
+        let cell = CellState { actor: Tiny, ctx, local: VecDeque::new(), pending_start: true };
+        let mut cell2 = CellState {
+            actor: Tiny,
+            ctx: Context::new(system.clone(), system.dead_letter_pid(), None, Props::from_producer(|| Tiny)),
+            local: VecDeque::new(),
+            pending_start: true,
+        };
+        let a = {
+            let f = process.process(&mut cell2);
+            std::mem::size_of_val(&f)
+        };
+        let b = {
+            let f = process.dispatch(&mut cell2);
+            std::mem::size_of_val(&f)
+        };
+        let c = {
+            let f = process.handle_system(&mut cell2, SystemMessage::Stop);
+            std::mem::size_of_val(&f)
+        };
+        let d = {
+            let f = AssertUnwindSafe(cell2.actor.receive(&mut cell2.ctx)).catch_unwind();
+            std::mem::size_of_val(&f)
+        };
+        eprintln!("process future {a} B, dispatch {b} B, handle_system {c} B, receive {d} B");
+        let fut = process.clone().run(cell);
+        eprintln!(
+            "run future {} B, ActorProcess {} B, Mailbox {} B, CellState {} B, Context {} B, Envelope {} B, SystemMessage {} B",
+            std::mem::size_of_val(&fut),
+            std::mem::size_of::<ActorProcess<Tiny>>(),
+            std::mem::size_of::<Mailbox>(),
+            std::mem::size_of::<CellState<Tiny>>(),
+            std::mem::size_of::<Context>(),
+            std::mem::size_of::<Envelope>(),
+            std::mem::size_of::<SystemMessage>(),
+        );
     }
 }

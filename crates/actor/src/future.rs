@@ -64,14 +64,17 @@ impl Process for FutureProcess {
     }
 }
 
-/// Removes the future's registration when the waiter is done or gives up.
+/// Removes the future's registration when the waiter is done or gives up,
+/// and marks it dead so a late reply goes to dead letters instead of vanishing.
 struct Registration {
     system: ActorSystem,
     pid: Pid,
+    process: Arc<FutureProcess>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.process.done.store(true, Ordering::Release);
         self.system.registry().remove(self.pid.id());
     }
 }
@@ -79,9 +82,9 @@ impl Drop for Registration {
 fn new_future(system: &ActorSystem) -> (Pid, oneshot::Receiver<Outcome>, Registration) {
     let (tx, rx) = oneshot::channel();
     let process = Arc::new(FutureProcess { tx: Mutex::new(Some(tx)), done: AtomicBool::new(false) });
-    let process: ProcessRef = process;
-    let pid = system.register_generated("future", process);
-    (pid.clone(), rx, Registration { system: system.clone(), pid })
+    let process_ref: ProcessRef = process.clone();
+    let pid = system.register_generated("future", process_ref);
+    (pid.clone(), rx, Registration { system: system.clone(), pid, process })
 }
 
 /// Turns a response into the type the caller asked for. Asking for
@@ -126,11 +129,13 @@ impl<R: Send + 'static> RequestFuture<R> {
         send: impl FnOnce(&Pid, Envelope),
     ) -> Self {
         let (pid, rx, registration) = new_future(system);
+        // The clock starts at the send, not at the first poll.
+        let deadline = tokio::time::Instant::now() + timeout;
         send(target, envelope.with_sender(Some(pid)));
         let target = target.clone();
         let inner = Box::pin(async move {
             let _registration = registration;
-            match tokio::time::timeout(timeout, rx).await {
+            match tokio::time::timeout_at(deadline, rx).await {
                 Err(_) => Err(Error::Timeout { target, after: timeout }),
                 Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
                 Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),

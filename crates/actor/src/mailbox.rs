@@ -53,6 +53,16 @@ struct Bound {
     len: AtomicUsize,
 }
 
+/// Most mailboxes hold one message at a time; the default first growth (four
+/// slots) would make every actor that ever received a message pay for three
+/// empty ones.
+#[inline]
+fn reserve_first<T>(queue: &mut VecDeque<T>) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+}
+
 /// The queues of one actor. Producers push under a short lock; the single
 /// consumer (the actor's run task) takes whole batches from the unbounded
 /// queue at once, so a busy actor pays one lock per batch, not per message.
@@ -93,7 +103,9 @@ impl Mailbox {
     pub(crate) fn push_user(&self, envelope: Envelope) -> Option<Envelope> {
         match &self.bound {
             None => {
-                self.user.lock().push_back(envelope);
+                let mut queue = self.user.lock();
+                reserve_first(&mut queue);
+                queue.push_back(envelope);
                 None
             }
             Some(bound) => {
@@ -111,6 +123,7 @@ impl Mailbox {
                     }
                 }
                 bound.len.fetch_add(1, Ordering::AcqRel);
+                reserve_first(&mut queue);
                 queue.push_back(envelope);
                 None
             }
@@ -119,6 +132,7 @@ impl Mailbox {
 
     pub(crate) fn push_system(&self, message: SystemMessage) {
         let mut queue = self.system.lock();
+        reserve_first(&mut queue);
         queue.push_back(message);
         self.has_system.store(true, Ordering::Release);
     }

@@ -253,21 +253,35 @@ impl SupervisorStrategy for AlwaysRestartStrategy {
     }
 }
 
-/// Restarts the failed child after a delay that grows with each failure
-/// (failures × `initial_backoff`, plus up to 500 ms of jitter so a crowd of
-/// failing actors does not restart in lockstep). The count resets when no
-/// failure happened within `backoff_window`.
+/// Restarts the failed child after a delay that doubles with each failure
+/// (`initial_backoff`, then 2×, 4×, ... up to `max_backoff`, default 1 min),
+/// plus up to 500 ms of jitter so a crowd of failing actors does not restart
+/// in lockstep. The count resets when no failure happened within
+/// `backoff_window`. (Proto.Actor's Go and .NET versions grow the delay
+/// linearly despite the name; this one is exponential.)
 #[derive(Debug, Clone, Copy)]
 pub struct ExponentialBackoffStrategy {
     backoff_window: Duration,
     initial_backoff: Duration,
+    max_backoff: Duration,
     jitter: Duration,
 }
 
 impl ExponentialBackoffStrategy {
     /// A backoff strategy.
     pub fn new(backoff_window: Duration, initial_backoff: Duration) -> Self {
-        ExponentialBackoffStrategy { backoff_window, initial_backoff, jitter: Duration::from_millis(500) }
+        ExponentialBackoffStrategy {
+            backoff_window,
+            initial_backoff,
+            max_backoff: Duration::from_secs(60),
+            jitter: Duration::from_millis(500),
+        }
+    }
+
+    /// Caps the delay (default 1 minute).
+    pub fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
     }
 
     /// Changes the maximum random jitter added to each delay (default 500 ms).
@@ -278,7 +292,8 @@ impl ExponentialBackoffStrategy {
 
     /// The delay before the restart following `failures` failures.
     fn delay(&self, failures: usize) -> Duration {
-        let base = self.initial_backoff.saturating_mul(failures.min(u32::MAX as usize) as u32);
+        let doublings = failures.saturating_sub(1).min(31) as u32;
+        let base = self.initial_backoff.saturating_mul(1u32 << doublings).min(self.max_backoff);
         let jitter_ms = self.jitter.as_millis() as u64;
         let noise = if jitter_ms == 0 { Duration::ZERO } else { Duration::from_millis(fastrand::u64(0..jitter_ms)) };
         base + noise

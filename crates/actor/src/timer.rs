@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::task::AbortHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -19,11 +22,14 @@ pub struct Scheduler {
 #[derive(Debug, Clone)]
 pub struct TimerHandle {
     abort: AbortHandle,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl TimerHandle {
-    /// Cancels the timer; nothing more is sent after this returns.
+    /// Cancels the timer; nothing more is sent after this returns (a send
+    /// already under way on another thread is checked against this flag).
     pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
         self.abort.abort();
     }
 
@@ -73,11 +79,15 @@ impl Scheduler {
 
     fn once(&self, delay: Duration, target: Pid, envelope: Envelope) -> TimerHandle {
         let system = self.system.clone();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
         let task = self.system.spawn_task(async move {
             tokio::time::sleep(delay).await;
-            system.send_user_message(&target, envelope);
+            if !flag.load(Ordering::SeqCst) {
+                system.send_user_message(&target, envelope);
+            }
         });
-        TimerHandle { abort: task.abort_handle() }
+        TimerHandle { abort: task.abort_handle(), cancelled }
     }
 
     fn repeatedly<M: Message + Clone>(
@@ -90,14 +100,19 @@ impl Scheduler {
     ) -> TimerHandle {
         let system = self.system.clone();
         let interval = interval.max(Duration::from_millis(1));
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
         let task = self.system.spawn_task(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + initial, interval);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
                 system.send_user_message(&target, Envelope::new(message.clone()).with_sender(sender.clone()));
             }
         });
-        TimerHandle { abort: task.abort_handle() }
+        TimerHandle { abort: task.abort_handle(), cancelled }
     }
 }
