@@ -201,6 +201,12 @@ impl<A: Actor> ActorProcess<A> {
             self.after_receive(cell, result, true);
         }
         loop {
+            if cell.ctx.stop_requested.load(Ordering::Relaxed) && cell.ctx.state == LifecycleState::Alive {
+                Box::pin(self.begin_stop(cell)).await;
+                if cell.ctx.state == LifecycleState::Stopped {
+                    return true;
+                }
+            }
             if self.mailbox.has_system() {
                 while let Some(message) = self.mailbox.pop_system() {
                     // Boxed: rare, and its future is large; the run task stays small.
@@ -234,6 +240,9 @@ impl<A: Actor> ActorProcess<A> {
                     Box::pin(self.dispatch(cell)).await
                 };
                 self.after_receive(cell, result, true);
+                if cell.ctx.stop_requested.load(Ordering::Relaxed) {
+                    Box::pin(self.begin_stop(cell)).await;
+                }
             }
             if cell.ctx.state == LifecycleState::Stopped {
                 return true;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -60,6 +61,9 @@ pub struct Context {
     pub(crate) extras: Option<Box<Extras>>,
     pub(crate) state: LifecycleState,
     pub(crate) unstash_requested: bool,
+    /// `stop(self)` was called: stop once the current message is handled
+    /// (the same outcome as a `Stop` system message, without queueing one).
+    pub(crate) stop_requested: AtomicBool,
     pub(crate) incarnation: u64,
 }
 
@@ -84,6 +88,7 @@ impl Context {
             extras: None,
             state: LifecycleState::Alive,
             unstash_requested: false,
+            stop_requested: AtomicBool::new(false),
             incarnation: 0,
         }
     }
@@ -294,7 +299,11 @@ impl Context {
 
     /// Stops `target` after the message it is handling now; queued messages go to dead letters.
     pub fn stop(&self, target: &Pid) {
-        self.system.stop(target);
+        if *target == self.self_pid {
+            self.stop_requested.store(true, Ordering::Relaxed);
+        } else {
+            self.system.stop(target);
+        }
     }
 
     /// Stops `target` once it has handled the messages already queued (graceful).
