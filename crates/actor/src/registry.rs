@@ -10,11 +10,56 @@ use parking_lot::RwLock;
 use crate::pid::Pid;
 use crate::process::{AddressResolver, ProcessRef};
 
+/// A fast hasher for registry ids (FxHash-style multiply-rotate over 8-byte
+/// words). Ids are generated here or chosen by the program; ids read from
+/// the wire are only looked up, never inserted, so flooding is not a concern.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl IdHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(byte as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
 /// Maps local process ids to processes. Sharded, so concurrent spawns and
 /// lookups rarely meet on one lock; most sends skip it entirely through the
 /// resolution cached in each [`Pid`].
 pub(crate) struct ProcessRegistry {
-    local: DashMap<Arc<str>, ProcessRef>,
+    local: DashMap<Arc<str>, ProcessRef, IdHash>,
     next_id: AtomicU64,
     resolvers: RwLock<Vec<Arc<dyn AddressResolver>>>,
 }
@@ -24,7 +69,7 @@ const ID_ALPHABET: &[u8; 64] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJK
 impl ProcessRegistry {
     pub(crate) fn new() -> Self {
         ProcessRegistry {
-            local: DashMap::with_shard_amount(64),
+            local: DashMap::with_capacity_and_hasher_and_shard_amount(0, IdHash::default(), 64),
             next_id: AtomicU64::new(1),
             resolvers: RwLock::new(Vec::new()),
         }
