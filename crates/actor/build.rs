@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", actor_proto.display());
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
+    // `prost::Name` gives remoting the full protobuf type names (`actor.Watch`).
+    config.enable_type_names();
     config.compile_protos(&[actor_proto], &[proto_dir])?;
     Ok(())
 }

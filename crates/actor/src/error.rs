@@ -44,6 +44,16 @@ pub enum Error {
         actual: &'static str,
     },
 
+    /// The message could not be delivered, for the reason given (a remote
+    /// message type that is not registered, a message over the size limit...).
+    #[error("message to {target} could not be delivered: {reason}")]
+    DeliveryFailed {
+        /// Who the message was sent to.
+        target: Pid,
+        /// Why it was not delivered, and what to do about it.
+        reason: String,
+    },
+
     /// A watched actor terminated while the caller waited for it.
     #[error("{0} terminated before answering")]
     Terminated(Pid),

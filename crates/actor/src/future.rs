@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::message::{AnyMessage, DeadLetterResponse, Envelope, PoisonPill, SystemMessage};
+use crate::message::{AnyMessage, DeadLetterResponse, DeliveryFailure, Envelope, PoisonPill, SystemMessage};
 use crate::pid::Pid;
 use crate::process::{Process, ProcessRef};
 use crate::system::ActorSystem;
@@ -23,6 +23,7 @@ use crate::system::ActorSystem;
 pub(crate) enum Outcome {
     Message(AnyMessage),
     DeadLetter,
+    Failed(String),
     Terminated,
 }
 
@@ -47,6 +48,8 @@ impl Process for FutureProcess {
     fn send_user_message(&self, _pid: &Pid, envelope: Envelope) {
         let outcome = if envelope.message_as::<DeadLetterResponse>().is_some() {
             Outcome::DeadLetter
+        } else if let Some(failure) = envelope.message_as::<DeliveryFailure>() {
+            Outcome::Failed(failure.reason.clone())
         } else {
             Outcome::Message(envelope.message)
         };
@@ -139,6 +142,7 @@ impl<R: Send + 'static> RequestFuture<R> {
                 Err(_) => Err(Error::Timeout { target, after: timeout }),
                 Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
                 Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
+                Ok(Ok(Outcome::Failed(reason))) => Err(Error::DeliveryFailed { target, reason }),
                 Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
             }
         });

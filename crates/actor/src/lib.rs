@@ -79,8 +79,8 @@ pub use event_stream::{EventStream, Subscription};
 pub use future::{RequestFuture, StopFuture};
 pub use mailbox::{MailboxKind, OverflowPolicy};
 pub use message::{
-    AnyMessage, BoxMessage, DeadLetterResponse, Envelope, Failure, Internal, Message, MessageHeader, PoisonPill,
-    ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage, Terminated, TerminatedReason,
+    AnyMessage, BoxMessage, DeadLetterResponse, DeliveryFailure, Envelope, Failure, Internal, Message, MessageHeader,
+    PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage, Terminated, TerminatedReason,
     downcast_message,
 };
 pub use pid::{LOCAL_ADDRESS, Pid};

@@ -225,6 +225,17 @@ pub struct DeadLetterResponse {
     pub target: Pid,
 }
 
+/// The reply to a request that could not be delivered for a reason other than
+/// a missing target (see [`Error::DeliveryFailed`](crate::Error::DeliveryFailed)):
+/// a waiting request fails at once with that reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    /// The pid the message was for.
+    pub target: Pid,
+    /// What went wrong, and what to do about it.
+    pub reason: String,
+}
+
 /// A failure reported by a child to its supervisor.
 #[derive(Debug, Clone)]
 pub struct Failure {

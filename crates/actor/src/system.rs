@@ -296,6 +296,11 @@ impl ActorSystem {
         }
     }
 
+    /// True if a process is registered locally under `pid`'s id.
+    pub fn is_registered(&self, pid: &Pid) -> bool {
+        self.0.registry.get_local(pid.id()).is_some()
+    }
+
     /// Removes a registered process.
     pub fn remove_process(&self, pid: &Pid) {
         self.0.registry.remove(pid.id());
@@ -372,7 +377,7 @@ impl ActorSystem {
             }
             (Valve::Closed, _) => {}
         }
-        let is_response = message.is::<DeadLetterResponse>();
+        let is_response = message.is::<DeadLetterResponse>() || message.is::<crate::message::DeliveryFailure>();
         let reply_to = if is_response { None } else { sender.clone() };
         self.0.event_stream.publish(DeadLetterEvent { pid: pid.clone(), message, sender, header });
         if let Some(sender) = reply_to {

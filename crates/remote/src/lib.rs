@@ -1,0 +1,57 @@
+//! # protoactor-remote
+//!
+//! Actor systems on different hosts exchange messages by [`Pid`](protoactor_actor::Pid),
+//! exactly as local ones do, over one gRPC stream per direction and pair of
+//! systems. Messages are serialized once by a registry (protobuf by full
+//! name, or JSON), queued per remote address, and written in batches whose
+//! type names, targets and senders are de-duplicated.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use protoactor_actor::prelude::*;
+//! use protoactor_remote::{Remote, RemoteConfig};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Ping(u32);
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Pong(u32);
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let system = ActorSystem::new();
+//! let remote = Remote::new(
+//!     &system,
+//!     RemoteConfig::bind("127.0.0.1", 0).with_json::<Ping>("demo.Ping").with_json::<Pong>("demo.Pong"),
+//! );
+//! remote.start().await?;
+//! // A pid at another address is reached through remoting, transparently.
+//! let ponger = Pid::new("127.0.0.1:8090", "ponger");
+//! let Pong(n) = system.root().request_future(&ponger, Ping(1), Duration::from_secs(1)).await?;
+//! # let _ = n;
+//! # Ok(()) }
+//! ```
+//!
+//! Guarantees (ordering, what happens when a peer dies) are in
+//! `docs/semantics.md` at the repository root.
+
+mod activator;
+mod config;
+mod endpoint;
+mod error;
+mod remote;
+mod serialization;
+mod server;
+mod throttle_log;
+mod wire;
+
+/// Types generated from `protos/remote.proto`.
+#[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("remote");
+}
+
+pub use activator::ACTIVATOR;
+pub use config::RemoteConfig;
+pub use error::Error;
+pub use remote::{EndpointConnected, EndpointTerminated, Remote};
+pub use serialization::{JSON, PROTOBUF, Serialization};
+pub use wire::UndeliveredRemoteMessage;

@@ -1,0 +1,312 @@
+//! [`Remote`]: starts the server, resolves pids at other addresses to
+//! endpoints, and offers remote spawn.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use protoactor_actor::{
+    ActorSystem, AddressResolver, Envelope, Pid, Process, ProcessRef, Props, SystemMessage, Terminated,
+    TerminatedReason,
+};
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::activator::{ACTIVATOR, Activator};
+use crate::config::RemoteConfig;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::proto::remoting_server::RemotingServer;
+use crate::proto::{ActorPidRequest, ActorPidResponse, ResponseStatusCode};
+use crate::serialization::Serialization;
+use crate::server::RemotingService;
+use crate::throttle_log::LogThrottle;
+use crate::wire::BuiltinNames;
+
+/// Published when an endpoint gives up on an address: its watchers got
+/// `Terminated(AddressTerminated)` and its pending requests failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointTerminated {
+    /// The address that is gone.
+    pub address: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Published when an outbound connection completed its handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConnected {
+    /// The peer's address.
+    pub address: String,
+    /// The peer's system id.
+    pub member_id: String,
+}
+
+pub(crate) struct RemoteInner {
+    pub(crate) system: ActorSystem,
+    pub(crate) config: RemoteConfig,
+    pub(crate) serialization: Serialization,
+    pub(crate) names: BuiltinNames,
+    endpoints: DashMap<Arc<str>, Arc<Endpoint>>,
+    /// Addresses whose endpoint terminated recently, and when.
+    terminated: DashMap<Arc<str>, Instant>,
+    blocked: Mutex<HashMap<String, Instant>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    started: AtomicBool,
+    shutting_down: AtomicBool,
+    decode_errors: LogThrottle,
+}
+
+impl RemoteInner {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_blocked(&self, member_id: &str) -> bool {
+        self.blocked.lock().contains_key(member_id)
+    }
+
+    pub(crate) fn blocked_members(&self) -> Vec<String> {
+        self.blocked.lock().keys().cloned().collect()
+    }
+
+    pub(crate) fn log_decode_error(&self, peer: &str, error: &Error) {
+        if self.decode_errors.allow() {
+            tracing::warn!(%peer, %error, "received message dead-lettered");
+        }
+    }
+
+    /// The endpoint for `address`, made on first use.
+    fn endpoint(self: &Arc<Self>, address: &str) -> ProcessRef {
+        if let Some(e) = self.endpoints.get(address) {
+            return e.value().clone();
+        }
+        if let Some(at) = self.terminated.get(address)
+            && at.elapsed() < self.config.terminated_address_block
+        {
+            return Arc::new(TerminatedAddress { system: self.system.clone() });
+        }
+        self.terminated.remove(address);
+        if self.is_shutting_down() {
+            return Arc::new(TerminatedAddress { system: self.system.clone() });
+        }
+        let address: Arc<str> = Arc::from(address);
+        self.endpoints.entry(address.clone()).or_insert_with(|| Endpoint::start(self, address)).value().clone()
+    }
+
+    pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint) {
+        self.endpoints.remove_if(&endpoint.address, |_, e| std::ptr::eq(Arc::as_ptr(e), endpoint));
+        self.terminated.insert(endpoint.address.clone(), Instant::now());
+    }
+
+    /// A watched remote actor terminated: forget the watch on its endpoint.
+    pub(crate) fn remote_terminated(&self, peer: &str, who: &Pid, watcher: &Pid) {
+        if let Some(e) = self.endpoints.get(peer) {
+            e.remote_terminated(who, watcher);
+        }
+    }
+}
+
+/// Stands in for an address whose endpoint terminated moments ago: sends fail
+/// fast instead of storming a dead peer with reconnects.
+struct TerminatedAddress {
+    system: ActorSystem,
+}
+
+impl Process for TerminatedAddress {
+    fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
+        self.system.dead_letter(pid, envelope);
+    }
+
+    fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
+        if let SystemMessage::Watch(watcher) = message {
+            let t = Terminated { who: pid.clone(), why: TerminatedReason::AddressTerminated };
+            self.system.send_system_message(&watcher, SystemMessage::Terminated(t));
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        true
+    }
+}
+
+struct Resolver(Arc<RemoteInner>);
+
+impl AddressResolver for Resolver {
+    fn resolve(&self, pid: &Pid) -> Option<ProcessRef> {
+        if pid.address().is_empty() {
+            return None;
+        }
+        Some(self.0.endpoint(pid.address()))
+    }
+}
+
+/// Remoting for one actor system.
+///
+/// ```no_run
+/// # use protoactor_actor::ActorSystem;
+/// # use protoactor_remote::{Remote, RemoteConfig};
+/// # async fn demo() -> Result<(), protoactor_remote::Error> {
+/// let system = ActorSystem::new();
+/// let remote = Remote::new(&system, RemoteConfig::bind("127.0.0.1", 0));
+/// let address = remote.start().await?;
+/// println!("listening on {address}");
+/// remote.shutdown(true).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Remote {
+    inner: Arc<RemoteInner>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").field("address", &self.inner.system.address()).finish()
+    }
+}
+
+impl Remote {
+    /// Remoting for `system` with `config`; nothing listens until [`start`](Self::start).
+    pub fn new(system: &ActorSystem, config: RemoteConfig) -> Self {
+        let now = Instant::now();
+        let blocked = config.blocked_members.iter().map(|m| (m.clone(), now)).collect();
+        let (shutdown, _) = watch::channel(false);
+        let mut serialization = config.serialization.clone();
+        serialization.register_protobuf_named::<ActorPidRequest>("remote.ActorPidRequest");
+        serialization.register_protobuf_named::<ActorPidResponse>("remote.ActorPidResponse");
+        let inner = Arc::new(RemoteInner {
+            system: system.clone(),
+            serialization,
+            config,
+            names: BuiltinNames::default(),
+            endpoints: DashMap::new(),
+            terminated: DashMap::new(),
+            blocked: Mutex::new(blocked),
+            shutdown,
+            started: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            decode_errors: LogThrottle::new(10, Duration::from_secs(1)),
+        });
+        Remote { inner, server: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Binds, sets the system's address to the bound (or advertised) one,
+    /// and starts serving. Returns the address.
+    pub async fn start(&self) -> Result<String, Error> {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return Err(Error::AlreadyStarted);
+        }
+        let config = &self.inner.config;
+        let requested = format!("{}:{}", config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(&requested)
+            .await
+            .map_err(|e| Error::Bind { address: requested.clone(), reason: e.to_string() })?;
+        let bound: SocketAddr =
+            listener.local_addr().map_err(|e| Error::Bind { address: requested.clone(), reason: e.to_string() })?;
+        let host = config.advertised_host.clone().unwrap_or_else(|| config.host.clone());
+        let address = format!("{host}:{}", bound.port());
+        let system = &self.inner.system;
+        system.set_address(&address);
+        system.add_address_resolver(Arc::new(Resolver(self.inner.clone())));
+        let kinds = Arc::new(config.kinds.clone());
+        system
+            .root()
+            .spawn_named(Props::from_producer(move || Activator { kinds: kinds.clone() }), ACTIVATOR)
+            .map_err(|e| Error::Transport(format!("could not start the activator: {e}")))?;
+
+        let service = RemotingServer::new(RemotingService { remote: self.inner.clone() })
+            .max_decoding_message_size(config.max_frame_size)
+            .max_encoding_message_size(config.max_frame_size);
+        let mut shutdown = self.inner.shutdown.subscribe();
+        let incoming = TcpListenerStream::new(listener);
+        let serve = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            });
+        let task = system.runtime().spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "remoting server stopped with an error");
+            }
+        });
+        *self.server.lock() = Some(task);
+        tracing::info!(%address, system = %system.id(), "remoting started");
+        Ok(address)
+    }
+
+    /// Stops serving and closes every endpoint. Graceful: peers are told to
+    /// disconnect and queued messages get a short time to flush.
+    pub async fn shutdown(&self, graceful: bool) {
+        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if graceful {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.inner.shutdown.send(true);
+        let server = self.server.lock().take();
+        if let Some(task) = server {
+            let wait = tokio::time::timeout(Duration::from_secs(if graceful { 10 } else { 1 }), task).await;
+            if wait.is_err() {
+                tracing::warn!("remoting server did not stop in time");
+            }
+        }
+        tracing::info!(address = %self.inner.system.address(), "remoting stopped");
+    }
+
+    /// The actor system.
+    pub fn system(&self) -> &ActorSystem {
+        &self.inner.system
+    }
+
+    /// This system's address (after `start`).
+    pub fn address(&self) -> Arc<str> {
+        self.inner.system.address()
+    }
+
+    /// The types this system can send and receive.
+    pub fn serialization(&self) -> &Serialization {
+        &self.inner.serialization
+    }
+
+    /// Refuses connections from `member_id` from now on.
+    pub fn block(&self, member_id: &str) {
+        self.inner.blocked.lock().insert(member_id.to_string(), Instant::now());
+    }
+
+    /// True if `member_id` is blocked.
+    pub fn is_blocked(&self, member_id: &str) -> bool {
+        self.inner.is_blocked(member_id)
+    }
+
+    /// Spawns an actor of `kind` named `name` on the system at `address`.
+    pub async fn spawn_named(&self, address: &str, name: &str, kind: &str, timeout: Duration) -> Result<Pid, Error> {
+        let activator = Pid::new(address, ACTIVATOR);
+        let request = ActorPidRequest { name: name.to_string(), kind: kind.to_string() };
+        let response: ActorPidResponse = self.inner.system.root().request_future(&activator, request, timeout).await?;
+        let pid = response.pid.as_ref().map(|p| crate::wire::pid_from_wire(p, address));
+        match (ResponseStatusCode::try_from(response.status_code), pid) {
+            (Ok(ResponseStatusCode::Ok), Some(pid)) => Ok(pid),
+            (Ok(ResponseStatusCode::ProcessNameAlreadyExist), Some(existing)) => {
+                Err(Error::NameTaken { name: name.to_string(), address: address.to_string(), existing })
+            }
+            (Ok(ResponseStatusCode::UnknownKind), _) => {
+                Err(Error::UnknownKind { kind: kind.to_string(), address: address.to_string() })
+            }
+            _ => {
+                Err(Error::SpawnFailed { kind: kind.to_string(), address: address.to_string(), reason: response.error })
+            }
+        }
+    }
+
+    /// Spawns an actor of `kind` with a generated name on the system at `address`.
+    pub async fn spawn(&self, address: &str, kind: &str, timeout: Duration) -> Result<Pid, Error> {
+        self.spawn_named(address, "", kind, timeout).await
+    }
+}

@@ -1,0 +1,168 @@
+//! The serialization registry: which message types may cross the wire, under
+//! which name, and how they are encoded.
+//!
+//! Protobuf (prost) types are registered by their full protobuf name; serde
+//! types travel as JSON under a name you choose. Each type is registered once,
+//! on every system that sends or receives it.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use protoactor_actor::{AnyMessage, Message};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// Serializer id of protobuf on the wire.
+pub const PROTOBUF: i32 = 0;
+/// Serializer id of JSON on the wire.
+pub const JSON: i32 = 1;
+
+type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
+type DecodeFn = fn(&[u8]) -> Result<AnyMessage, String>;
+
+/// How one local type is written.
+pub(crate) struct TypeEntry {
+    pub(crate) name: Arc<str>,
+    pub(crate) serializer_id: i32,
+    encode: EncodeFn,
+}
+
+/// How one wire name is read.
+struct NameEntry {
+    serializer_id: i32,
+    decode: DecodeFn,
+}
+
+/// Registered message types, shared by all endpoints of a system.
+#[derive(Default, Clone)]
+pub struct Serialization {
+    by_type: HashMap<TypeId, Arc<TypeEntry>>,
+    by_name: HashMap<String, Arc<NameEntry>>,
+}
+
+impl fmt::Debug for Serialization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.by_name.keys().collect();
+        names.sort();
+        f.debug_struct("Serialization").field("types", &names).finish()
+    }
+}
+
+fn encode_prost<T: prost::Message + 'static>(message: &AnyMessage, buf: &mut Vec<u8>) -> Result<(), String> {
+    let m = message.downcast_ref::<T>().ok_or("registered type does not match")?;
+    m.encode(buf).map_err(|e| e.to_string())
+}
+
+fn decode_prost<T: prost::Message + Default + Send + 'static>(data: &[u8]) -> Result<AnyMessage, String> {
+    T::decode(data).map(AnyMessage::new).map_err(|e| e.to_string())
+}
+
+fn encode_json<T: Serialize + 'static>(message: &AnyMessage, buf: &mut Vec<u8>) -> Result<(), String> {
+    let m = message.downcast_ref::<T>().ok_or("registered type does not match")?;
+    serde_json::to_writer(buf, m).map_err(|e| e.to_string())
+}
+
+fn decode_json<T: DeserializeOwned + Send + 'static>(data: &[u8]) -> Result<AnyMessage, String> {
+    serde_json::from_slice::<T>(data).map(AnyMessage::new).map_err(|e| e.to_string())
+}
+
+impl Serialization {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add<T: Message>(&mut self, name: &str, serializer_id: i32, encode: EncodeFn, decode: DecodeFn) {
+        let name: Arc<str> = Arc::from(name);
+        self.by_type.insert(TypeId::of::<T>(), Arc::new(TypeEntry { name: name.clone(), serializer_id, encode }));
+        self.by_name.insert(name.to_string(), Arc::new(NameEntry { serializer_id, decode }));
+    }
+
+    /// Registers a prost message under its full protobuf name (`package.Type`).
+    pub fn register_protobuf<T>(&mut self)
+    where
+        T: prost::Message + prost::Name + Default + Send + 'static,
+    {
+        self.add::<T>(&T::full_name(), PROTOBUF, encode_prost::<T>, decode_prost::<T>);
+    }
+
+    /// Registers a prost message under an explicit name (for types generated
+    /// without `prost::Name`).
+    pub fn register_protobuf_named<T>(&mut self, name: &str)
+    where
+        T: prost::Message + Default + Send + 'static,
+    {
+        self.add::<T>(name, PROTOBUF, encode_prost::<T>, decode_prost::<T>);
+    }
+
+    /// Registers a serde type to travel as JSON under `name`.
+    pub fn register_json<T>(&mut self, name: &str)
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.add::<T>(name, JSON, encode_json::<T>, decode_json::<T>);
+    }
+
+    /// True if `T` may be sent.
+    pub fn is_registered<T: 'static>(&self) -> bool {
+        self.by_type.contains_key(&TypeId::of::<T>())
+    }
+
+    /// The entry for the message's type.
+    pub(crate) fn entry(&self, message: &AnyMessage) -> Result<&Arc<TypeEntry>, Error> {
+        self.by_type.get(&message.message_type_id()).ok_or(Error::NotSerializable { type_name: message.type_name() })
+    }
+
+    /// Encodes `message` with its registered serializer.
+    pub(crate) fn encode(&self, message: &AnyMessage) -> Result<(Arc<TypeEntry>, Vec<u8>), Error> {
+        let entry = self.entry(message)?;
+        let mut buf = Vec::new();
+        (entry.encode)(message, &mut buf)
+            .map_err(|reason| Error::Serialize { type_name: entry.name.to_string(), reason })?;
+        Ok((entry.clone(), buf))
+    }
+
+    /// Decodes a received message.
+    pub(crate) fn decode(&self, type_name: &str, serializer_id: i32, data: &[u8]) -> Result<AnyMessage, Error> {
+        let entry = self.by_name.get(type_name).ok_or_else(|| Error::UnknownTypeName(type_name.to_string()))?;
+        if entry.serializer_id != serializer_id {
+            return Err(Error::Deserialize {
+                type_name: type_name.to_string(),
+                reason: format!(
+                    "sent with serializer {serializer_id} but registered here with serializer {}",
+                    entry.serializer_id
+                ),
+            });
+        }
+        (entry.decode)(data).map_err(|reason| Error::Deserialize { type_name: type_name.to_string(), reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Hello {
+        name: String,
+    }
+
+    #[test]
+    fn json_round_trip_and_errors() {
+        let mut s = Serialization::new();
+        s.register_json::<Hello>("test.Hello");
+        let (entry, bytes) = s.encode(&AnyMessage::new(Hello { name: "x".into() })).expect("encode");
+        assert_eq!(&*entry.name, "test.Hello");
+        let back = s.decode("test.Hello", JSON, &bytes).expect("decode");
+        assert_eq!(back.downcast::<Hello>().ok(), Some(Hello { name: "x".into() }));
+        let err = s.encode(&AnyMessage::new(5u32)).err().expect("u32 is not registered");
+        assert!(err.to_string().contains("u32") && err.to_string().contains("with_json"), "{err}");
+        assert!(matches!(s.decode("nope", JSON, b"{}"), Err(Error::UnknownTypeName(_))));
+        assert!(matches!(s.decode("test.Hello", JSON, b"{not json"), Err(Error::Deserialize { .. })));
+        assert!(matches!(s.decode("test.Hello", PROTOBUF, &bytes), Err(Error::Deserialize { .. })));
+    }
+}

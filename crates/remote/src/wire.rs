@@ -1,0 +1,341 @@
+//! Between envelopes and the wire: encoding outgoing messages (user and
+//! system), building de-duplicated batches, and decoding received ones.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prost::Message as _;
+use protoactor_actor::proto as actor_proto;
+use protoactor_actor::{
+    AnyMessage, DeadLetterResponse, DeliveryFailure, Envelope, MessageHeader, Pid, PoisonPill, SystemMessage,
+    Terminated, TerminatedReason,
+};
+
+use crate::error::Error;
+use crate::proto::{MessageBatch, MessageEnvelope};
+use crate::serialization::{PROTOBUF, Serialization};
+
+/// One message ready for the wire.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) target: Arc<str>,
+    pub(crate) target_request_id: u32,
+    pub(crate) sender: Option<Pid>,
+    pub(crate) type_name: Arc<str>,
+    pub(crate) serializer_id: i32,
+    pub(crate) data: Vec<u8>,
+    pub(crate) header: Option<MessageHeader>,
+}
+
+/// Stands in for a message that was serialized for another system but never
+/// delivered (published in the `DeadLetterEvent`).
+#[derive(Debug, Clone)]
+pub struct UndeliveredRemoteMessage {
+    /// The wire type name.
+    pub type_name: String,
+    /// Its encoded bytes.
+    pub data: Vec<u8>,
+}
+
+pub(crate) const WATCH: &str = "actor.Watch";
+pub(crate) const UNWATCH: &str = "actor.Unwatch";
+pub(crate) const TERMINATED: &str = "actor.Terminated";
+pub(crate) const STOP: &str = "actor.Stop";
+pub(crate) const POISON_PILL: &str = "actor.PoisonPill";
+pub(crate) const DEAD_LETTER_RESPONSE: &str = "actor.DeadLetterResponse";
+
+/// Interned built-in names, so batches can de-duplicate them by pointer.
+pub(crate) struct BuiltinNames {
+    watch: Arc<str>,
+    unwatch: Arc<str>,
+    terminated: Arc<str>,
+    stop: Arc<str>,
+    poison_pill: Arc<str>,
+    dead_letter_response: Arc<str>,
+}
+
+impl Default for BuiltinNames {
+    fn default() -> Self {
+        BuiltinNames {
+            watch: WATCH.into(),
+            unwatch: UNWATCH.into(),
+            terminated: TERMINATED.into(),
+            stop: STOP.into(),
+            poison_pill: POISON_PILL.into(),
+            dead_letter_response: DEAD_LETTER_RESPONSE.into(),
+        }
+    }
+}
+
+/// Encodes a local pid for the wire: pids of this system travel with an empty
+/// address, which the receiver fills with ours.
+pub(crate) fn pid_to_wire(pid: &Pid, local_address: &str) -> actor_proto::Pid {
+    let address = if pid.address() == local_address || pid.address() == protoactor_actor::LOCAL_ADDRESS {
+        String::new()
+    } else {
+        pid.address().to_string()
+    };
+    actor_proto::Pid { address, id: pid.id().to_string(), request_id: pid.request_id() }
+}
+
+pub(crate) fn pid_from_wire(pid: &actor_proto::Pid, peer_address: &str) -> Pid {
+    let address = if pid.address.is_empty() { peer_address } else { pid.address.as_str() };
+    Pid::with_request_id(address, pid.id.as_str(), pid.request_id)
+}
+
+fn encode_proto(m: &impl prost::Message) -> Vec<u8> {
+    m.encode_to_vec()
+}
+
+/// Encodes a user message for `target` on the wire.
+pub(crate) fn encode_user(
+    serialization: &Serialization,
+    names: &BuiltinNames,
+    local_address: &str,
+    target: &Pid,
+    envelope: Envelope,
+) -> Result<Outgoing, Box<(Error, Envelope)>> {
+    let (type_name, serializer_id, data) = if envelope.message_as::<PoisonPill>().is_some() {
+        (names.poison_pill.clone(), PROTOBUF, encode_proto(&actor_proto::PoisonPill {}))
+    } else if let Some(r) = envelope.message_as::<DeadLetterResponse>() {
+        let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
+        (names.dead_letter_response.clone(), PROTOBUF, encode_proto(&m))
+    } else if let Some(r) = envelope.message_as::<DeliveryFailure>() {
+        // The wire has no failure reason; the remote requester fails fast as a dead letter.
+        let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
+        (names.dead_letter_response.clone(), PROTOBUF, encode_proto(&m))
+    } else {
+        match serialization.encode(envelope.message()) {
+            Ok((entry, data)) => (entry.name.clone(), entry.serializer_id, data),
+            Err(e) => return Err(Box::new((e, envelope))),
+        }
+    };
+    let (_, sender, header) = envelope.into_parts();
+    Ok(Outgoing {
+        target: target.id_arc().clone(),
+        target_request_id: target.request_id(),
+        sender,
+        type_name,
+        serializer_id,
+        data,
+        header,
+    })
+}
+
+/// Encodes a system message; `None` for those that never cross the wire.
+pub(crate) fn encode_system(
+    names: &BuiltinNames,
+    local_address: &str,
+    target: &Pid,
+    message: SystemMessage,
+) -> Option<Outgoing> {
+    let (type_name, data) = match message {
+        SystemMessage::Watch(w) => {
+            (names.watch.clone(), encode_proto(&actor_proto::Watch { watcher: Some(pid_to_wire(&w, local_address)) }))
+        }
+        SystemMessage::Unwatch(w) => (
+            names.unwatch.clone(),
+            encode_proto(&actor_proto::Unwatch { watcher: Some(pid_to_wire(&w, local_address)) }),
+        ),
+        SystemMessage::Terminated(t) => (
+            names.terminated.clone(),
+            encode_proto(&actor_proto::Terminated { who: Some(pid_to_wire(&t.who, local_address)), why: t.why as i32 }),
+        ),
+        SystemMessage::Stop => (names.stop.clone(), encode_proto(&actor_proto::Stop {})),
+        other => {
+            tracing::debug!(?other, %target, "system message not sent across the wire");
+            return None;
+        }
+    };
+    Some(Outgoing {
+        target: target.id_arc().clone(),
+        target_request_id: target.request_id(),
+        sender: None,
+        type_name,
+        serializer_id: PROTOBUF,
+        data,
+        header: None,
+    })
+}
+
+/// Packs outgoing messages into batches under the frame size.
+pub(crate) struct BatchBuilder<'a> {
+    local_address: &'a str,
+    max_frame: usize,
+    batch: MessageBatch,
+    types: HashMap<Arc<str>, i32>,
+    targets: HashMap<Arc<str>, i32>,
+    senders: HashMap<Pid, i32>,
+    size: usize,
+}
+
+/// Bytes an envelope adds besides its payload (indices, tags, lengths).
+const ENVELOPE_OVERHEAD: usize = 48;
+
+impl<'a> BatchBuilder<'a> {
+    pub(crate) fn new(local_address: &'a str, max_frame: usize) -> Self {
+        BatchBuilder {
+            local_address,
+            max_frame,
+            batch: MessageBatch::default(),
+            types: HashMap::new(),
+            targets: HashMap::new(),
+            senders: HashMap::new(),
+            size: 0,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.batch.envelopes.is_empty()
+    }
+
+    /// Estimated bytes `o` adds to the current batch.
+    fn cost(&self, o: &Outgoing) -> usize {
+        let mut c = o.data.len() + ENVELOPE_OVERHEAD;
+        if !self.types.contains_key(&o.type_name) {
+            c += o.type_name.len() + 4;
+        }
+        if !self.targets.contains_key(&o.target) {
+            c += o.target.len() + 4;
+        }
+        if let Some(s) = &o.sender {
+            c += s.id().len() + s.address().len() + 8;
+        }
+        if let Some(h) = &o.header {
+            c += h.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+        }
+        c
+    }
+
+    /// True if `o` fits in the current batch.
+    pub(crate) fn fits(&self, o: &Outgoing) -> bool {
+        self.is_empty() || self.size + self.cost(o) <= self.max_frame
+    }
+
+    pub(crate) fn push(&mut self, o: Outgoing) {
+        self.size += self.cost(&o);
+        let type_id = index_of(&mut self.types, &mut self.batch.type_names, &o.type_name);
+        let target = index_of(&mut self.targets, &mut self.batch.targets, &o.target);
+        let sender = match &o.sender {
+            None => 0,
+            Some(pid) => match self.senders.get(pid) {
+                Some(i) => *i,
+                None => {
+                    self.batch.senders.push(pid_to_wire(pid, self.local_address));
+                    let i = self.batch.senders.len() as i32;
+                    self.senders.insert(pid.clone(), i);
+                    i
+                }
+            },
+        };
+        let message_header = o.header.map(|h| crate::proto::MessageHeader {
+            header_data: h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        });
+        self.batch.envelopes.push(MessageEnvelope {
+            type_id,
+            message_data: o.data,
+            target,
+            sender,
+            serializer_id: o.serializer_id,
+            message_header,
+            target_request_id: o.target_request_id,
+            sender_request_id: o.sender.as_ref().map(|s| s.request_id()).unwrap_or(0),
+        });
+    }
+
+    pub(crate) fn take(&mut self) -> MessageBatch {
+        self.types.clear();
+        self.targets.clear();
+        self.senders.clear();
+        self.size = 0;
+        std::mem::take(&mut self.batch)
+    }
+}
+
+fn index_of(map: &mut HashMap<Arc<str>, i32>, table: &mut Vec<String>, key: &Arc<str>) -> i32 {
+    if let Some(i) = map.get(key) {
+        return *i;
+    }
+    table.push(key.to_string());
+    let i = (table.len() - 1) as i32;
+    map.insert(key.clone(), i);
+    i
+}
+
+/// A decoded envelope, ready to deliver locally.
+pub(crate) enum Delivery {
+    User { target: usize, envelope: Envelope },
+    System { target: usize, message: SystemMessage },
+}
+
+/// Decodes one envelope of `batch`; the target is an index into `batch.targets`.
+pub(crate) fn decode_envelope(
+    serialization: &Serialization,
+    batch: &MessageBatch,
+    envelope: &MessageEnvelope,
+    senders: &[Pid],
+    peer_address: &str,
+) -> Result<Delivery, Error> {
+    let bad = |what: &str| Error::Deserialize { type_name: "<batch>".into(), reason: what.to_string() };
+    let type_name = usize::try_from(envelope.type_id)
+        .ok()
+        .and_then(|i| batch.type_names.get(i))
+        .ok_or_else(|| bad("type index out of range"))?;
+    let target = usize::try_from(envelope.target)
+        .ok()
+        .filter(|i| *i < batch.targets.len())
+        .ok_or_else(|| bad("target index out of range"))?;
+    let sender = match envelope.sender {
+        0 => None,
+        i => Some(
+            usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| senders.get(i))
+                .cloned()
+                .ok_or_else(|| bad("sender index out of range"))?,
+        ),
+    };
+    let proto_err = |e: prost::DecodeError| Error::Deserialize { type_name: type_name.clone(), reason: e.to_string() };
+    let data = envelope.message_data.as_slice();
+    let system = |message| Ok(Delivery::System { target, message });
+    match type_name.as_str() {
+        WATCH => {
+            let m = actor_proto::Watch::decode(data).map_err(proto_err)?;
+            let w = m.watcher.ok_or_else(|| bad("Watch without watcher"))?;
+            return system(SystemMessage::Watch(pid_from_wire(&w, peer_address)));
+        }
+        UNWATCH => {
+            let m = actor_proto::Unwatch::decode(data).map_err(proto_err)?;
+            let w = m.watcher.ok_or_else(|| bad("Unwatch without watcher"))?;
+            return system(SystemMessage::Unwatch(pid_from_wire(&w, peer_address)));
+        }
+        TERMINATED => {
+            let m = actor_proto::Terminated::decode(data).map_err(proto_err)?;
+            let who = m.who.ok_or_else(|| bad("Terminated without who"))?;
+            let why = TerminatedReason::try_from(m.why).unwrap_or(TerminatedReason::Stopped);
+            return system(SystemMessage::Terminated(Terminated { who: pid_from_wire(&who, peer_address), why }));
+        }
+        STOP => return system(SystemMessage::Stop),
+        _ => {}
+    }
+    let message = match type_name.as_str() {
+        POISON_PILL => AnyMessage::new(PoisonPill),
+        DEAD_LETTER_RESPONSE => {
+            let m = actor_proto::DeadLetterResponse::decode(data).map_err(proto_err)?;
+            let t = m.target.ok_or_else(|| bad("DeadLetterResponse without target"))?;
+            AnyMessage::new(DeadLetterResponse { target: pid_from_wire(&t, peer_address) })
+        }
+        name => serialization.decode(name, envelope.serializer_id, data)?,
+    };
+    let mut out = Envelope::from_boxed(message).with_sender(sender);
+    if let Some(h) = &envelope.message_header
+        && !h.header_data.is_empty()
+    {
+        let mut header = MessageHeader::new();
+        for (k, v) in &h.header_data {
+            header.set(k.clone(), v.clone());
+        }
+        out = out.with_header(header);
+    }
+    Ok(Delivery::User { target, envelope: out })
+}
