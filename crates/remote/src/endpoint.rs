@@ -356,7 +356,10 @@ impl Writer {
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => return Exit::Shutdown,
+                _ = shutdown.changed() => {
+                    self.flush(connection, &local).await;
+                    return Exit::Shutdown;
+                }
                 n = self.priority.recv_many(&mut urgent, batch_size) => if n == 0 { return Exit::Shutdown },
                 n = self.normal.recv_many(&mut items, batch_size) => if n == 0 { return Exit::Shutdown },
                 m = connection.inbound.message() => {
@@ -397,6 +400,36 @@ impl Writer {
             if sent_batches.is_multiple_of(1024) {
                 self.endpoint.prune_pending();
             }
+        }
+    }
+
+    /// Sends what is queued right now (graceful shutdown), within a bounded time.
+    async fn flush(&mut self, connection: Connection, local: &str) {
+        let Connection { tx, mut inbound } = connection;
+        let max_frame = self.endpoint.remote.config.max_frame_size;
+        let mut builder = BatchBuilder::new(local, max_frame);
+        let mut batches = Vec::new();
+        while let Ok(o) = self.priority.try_recv().or_else(|_| self.normal.try_recv()) {
+            if !builder.fits(&o) {
+                batches.push(builder.take());
+            }
+            builder.push(o);
+        }
+        if !builder.is_empty() {
+            batches.push(builder.take());
+        }
+        let send_all = async {
+            for batch in batches {
+                if tx.send(batch_message(batch)).await.is_err() {
+                    return;
+                }
+            }
+            // Ending our side lets the peer read everything, then close; wait for that.
+            drop(tx);
+            while let Ok(Some(_)) = inbound.message().await {}
+        };
+        if tokio::time::timeout(Duration::from_secs(2), send_all).await.is_err() {
+            tracing::warn!(address = %self.endpoint.address, "could not flush queued messages before shutdown");
         }
     }
 
