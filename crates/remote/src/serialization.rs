@@ -32,7 +32,7 @@ pub(crate) struct TypeEntry {
 }
 
 /// How one wire name is read.
-struct NameEntry {
+pub(crate) struct NameEntry {
     serializer_id: i32,
     decode: DecodeFn,
 }
@@ -126,9 +126,26 @@ impl Serialization {
         Ok((entry.clone(), buf))
     }
 
-    /// Decodes a received message.
-    pub(crate) fn decode(&self, type_name: &str, serializer_id: i32, data: &[u8]) -> Result<AnyMessage, Error> {
+    /// The reader for a wire type name.
+    pub(crate) fn lookup(&self, type_name: &str) -> Option<&Arc<NameEntry>> {
+        self.by_name.get(type_name)
+    }
+
+    /// Decodes a message received under `type_name` with `serializer_id`.
+    pub fn decode(&self, type_name: &str, serializer_id: i32, data: &[u8]) -> Result<AnyMessage, Error> {
         let entry = self.by_name.get(type_name).ok_or_else(|| Error::UnknownTypeName(type_name.to_string()))?;
+        decode_with(entry, type_name, serializer_id, data)
+    }
+}
+
+/// Decodes with an entry found earlier (once per batch).
+pub(crate) fn decode_with(
+    entry: &NameEntry,
+    type_name: &str,
+    serializer_id: i32,
+    data: &[u8],
+) -> Result<AnyMessage, Error> {
+    {
         if entry.serializer_id != serializer_id {
             return Err(Error::Deserialize {
                 type_name: type_name.to_string(),

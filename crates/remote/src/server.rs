@@ -111,8 +111,9 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &MessageBatch, peer_add
     let senders: Vec<Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer_address)).collect();
     // Resolved once per batch; the pid caches the process for the rest.
     let mut targets: Vec<Option<Pid>> = vec![None; batch.targets.len()];
+    let slots = wire::type_slots(&remote.serialization, batch);
     for envelope in &batch.envelopes {
-        match wire::decode_envelope(&remote.serialization, batch, envelope, &senders, peer_address) {
+        match wire::decode_envelope(&slots, batch, envelope, &senders, peer_address) {
             Ok(Delivery::User { target, envelope }) => {
                 let pid =
                     targets[target].get_or_insert_with(|| Pid::new(local.clone(), batch.targets[target].as_str()));

@@ -158,13 +158,41 @@ pub(crate) fn encode_system(
     })
 }
 
+/// Hashes a pointer-sized key with one multiply: the de-dup tables below are
+/// keyed by the address of the shared string, so a message costs no string hashing.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type PtrMap = HashMap<usize, i32, std::hash::BuildHasherDefault<PtrHasher>>;
+
 /// Packs outgoing messages into batches under the frame size.
+///
+/// Type names and targets are de-duplicated by the identity of their shared
+/// strings (the registry's name, the pid's id); two distinct strings with equal
+/// text just take two table slots, which is still correct.
 pub(crate) struct BatchBuilder<'a> {
     local_address: &'a str,
     max_frame: usize,
     batch: MessageBatch,
-    types: HashMap<Arc<str>, i32>,
-    targets: HashMap<Arc<str>, i32>,
+    types: PtrMap,
+    targets: PtrMap,
+    /// Keeps every keyed string alive until `take`, so its address cannot be
+    /// reused by a different string while it is a key.
+    keep: Vec<Arc<str>>,
     senders: HashMap<Pid, i32>,
     size: usize,
 }
@@ -178,8 +206,9 @@ impl<'a> BatchBuilder<'a> {
             local_address,
             max_frame,
             batch: MessageBatch::default(),
-            types: HashMap::new(),
-            targets: HashMap::new(),
+            types: PtrMap::default(),
+            targets: PtrMap::default(),
+            keep: Vec::new(),
             senders: HashMap::new(),
             size: 0,
         }
@@ -192,10 +221,10 @@ impl<'a> BatchBuilder<'a> {
     /// Estimated bytes `o` adds to the current batch.
     fn cost(&self, o: &Outgoing) -> usize {
         let mut c = o.data.len() + ENVELOPE_OVERHEAD;
-        if !self.types.contains_key(&o.type_name) {
+        if !self.types.contains_key(&key(&o.type_name)) {
             c += o.type_name.len() + 4;
         }
-        if !self.targets.contains_key(&o.target) {
+        if !self.targets.contains_key(&key(&o.target)) {
             c += o.target.len() + 4;
         }
         if let Some(s) = &o.sender {
@@ -214,8 +243,8 @@ impl<'a> BatchBuilder<'a> {
 
     pub(crate) fn push(&mut self, o: Outgoing) {
         self.size += self.cost(&o);
-        let type_id = index_of(&mut self.types, &mut self.batch.type_names, &o.type_name);
-        let target = index_of(&mut self.targets, &mut self.batch.targets, &o.target);
+        let type_id = index_of(&mut self.types, &mut self.batch.type_names, &mut self.keep, &o.type_name);
+        let target = index_of(&mut self.targets, &mut self.batch.targets, &mut self.keep, &o.target);
         let sender = match &o.sender {
             None => 0,
             Some(pid) => match self.senders.get(pid) {
@@ -246,20 +275,23 @@ impl<'a> BatchBuilder<'a> {
     pub(crate) fn take(&mut self) -> MessageBatch {
         self.types.clear();
         self.targets.clear();
+        self.keep.clear();
         self.senders.clear();
         self.size = 0;
         std::mem::take(&mut self.batch)
     }
 }
 
-fn index_of(map: &mut HashMap<Arc<str>, i32>, table: &mut Vec<String>, key: &Arc<str>) -> i32 {
-    if let Some(i) = map.get(key) {
-        return *i;
-    }
-    table.push(key.to_string());
-    let i = (table.len() - 1) as i32;
-    map.insert(key.clone(), i);
-    i
+fn key(s: &Arc<str>) -> usize {
+    Arc::as_ptr(s) as *const u8 as usize
+}
+
+fn index_of(map: &mut PtrMap, table: &mut Vec<String>, keep: &mut Vec<Arc<str>>, s: &Arc<str>) -> i32 {
+    *map.entry(key(s)).or_insert_with(|| {
+        keep.push(s.clone());
+        table.push(s.to_string());
+        (table.len() - 1) as i32
+    })
 }
 
 /// A decoded envelope, ready to deliver locally.
@@ -268,19 +300,37 @@ pub(crate) enum Delivery {
     System { target: usize, message: SystemMessage },
 }
 
+/// What a batch's type name stands for, resolved once per batch.
+pub(crate) enum TypeSlot<'a> {
+    Builtin,
+    Registered(&'a crate::serialization::NameEntry),
+    Unknown,
+}
+
+/// Resolves every type name of `batch` against the registry.
+pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &MessageBatch) -> Vec<TypeSlot<'a>> {
+    batch
+        .type_names
+        .iter()
+        .map(|name| match name.as_str() {
+            WATCH | UNWATCH | TERMINATED | STOP | POISON_PILL | DEAD_LETTER_RESPONSE => TypeSlot::Builtin,
+            other => serialization.lookup(other).map(|e| TypeSlot::Registered(e)).unwrap_or(TypeSlot::Unknown),
+        })
+        .collect()
+}
+
 /// Decodes one envelope of `batch`; the target is an index into `batch.targets`.
 pub(crate) fn decode_envelope(
-    serialization: &Serialization,
+    slots: &[TypeSlot<'_>],
     batch: &MessageBatch,
     envelope: &MessageEnvelope,
     senders: &[Pid],
     peer_address: &str,
 ) -> Result<Delivery, Error> {
     let bad = |what: &str| Error::Deserialize { type_name: "<batch>".into(), reason: what.to_string() };
-    let type_name = usize::try_from(envelope.type_id)
-        .ok()
-        .and_then(|i| batch.type_names.get(i))
-        .ok_or_else(|| bad("type index out of range"))?;
+    let type_index = usize::try_from(envelope.type_id).ok().filter(|i| *i < batch.type_names.len());
+    let type_index = type_index.ok_or_else(|| bad("type index out of range"))?;
+    let type_name = &batch.type_names[type_index];
     let target = usize::try_from(envelope.target)
         .ok()
         .filter(|i| *i < batch.targets.len())
@@ -298,6 +348,16 @@ pub(crate) fn decode_envelope(
     let proto_err = |e: prost::DecodeError| Error::Deserialize { type_name: type_name.clone(), reason: e.to_string() };
     let data = envelope.message_data.as_slice();
     let system = |message| Ok(Delivery::System { target, message });
+    let registered = match slots.get(type_index) {
+        Some(TypeSlot::Registered(entry)) => Some(*entry),
+        Some(TypeSlot::Unknown) | None => return Err(Error::UnknownTypeName(type_name.clone())),
+        Some(TypeSlot::Builtin) => None,
+    };
+    if let Some(entry) = registered {
+        let message = crate::serialization::decode_with(entry, type_name, envelope.serializer_id, data)?;
+        let out = with_header(Envelope::from_boxed(message).with_sender(sender), envelope);
+        return Ok(Delivery::User { target, envelope: out });
+    }
     match type_name.as_str() {
         WATCH => {
             let m = actor_proto::Watch::decode(data).map_err(proto_err)?;
@@ -325,17 +385,78 @@ pub(crate) fn decode_envelope(
             let t = m.target.ok_or_else(|| bad("DeadLetterResponse without target"))?;
             AnyMessage::new(DeadLetterResponse { target: pid_from_wire(&t, peer_address) })
         }
-        name => serialization.decode(name, envelope.serializer_id, data)?,
+        other => return Err(Error::UnknownTypeName(other.to_string())),
     };
-    let mut out = Envelope::from_boxed(message).with_sender(sender);
-    if let Some(h) = &envelope.message_header
-        && !h.header_data.is_empty()
-    {
-        let mut header = MessageHeader::new();
-        for (k, v) in &h.header_data {
-            header.set(k.clone(), v.clone());
+    Ok(Delivery::User { target, envelope: with_header(Envelope::from_boxed(message).with_sender(sender), envelope) })
+}
+
+fn with_header(out: Envelope, envelope: &MessageEnvelope) -> Envelope {
+    match &envelope.message_header {
+        Some(h) if !h.header_data.is_empty() => {
+            let mut header = MessageHeader::new();
+            for (k, v) in &h.header_data {
+                header.set(k.clone(), v.clone());
+            }
+            out.with_header(header)
         }
-        out = out.with_header(header);
+        _ => out,
     }
-    Ok(Delivery::User { target, envelope: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(target: &Arc<str>, type_name: &Arc<str>) -> Outgoing {
+        Outgoing {
+            target: target.clone(),
+            target_request_id: 0,
+            sender: None,
+            type_name: type_name.clone(),
+            serializer_id: PROTOBUF,
+            data: vec![1, 2, 3],
+            header: None,
+        }
+    }
+
+    #[test]
+    fn tables_are_deduplicated_and_indices_stay_right() {
+        let t: Arc<str> = Arc::from("test.T");
+        let mut builder = BatchBuilder::new("127.0.0.1:1", 1 << 20);
+        let a: Arc<str> = Arc::from("a");
+        builder.push(outgoing(&a, &t));
+        builder.push(outgoing(&a, &t));
+        // Ids made and dropped per message: a freed address may come back for another id.
+        for i in 0..100 {
+            let id: Arc<str> = Arc::from(format!("x{i}").as_str());
+            builder.push(outgoing(&id, &t));
+        }
+        let batch = builder.take();
+        assert_eq!(batch.type_names, vec!["test.T".to_string()]);
+        assert_eq!(batch.envelopes.len(), 102);
+        assert_eq!(batch.targets[batch.envelopes[0].target as usize], "a");
+        assert_eq!(batch.envelopes[0].target, batch.envelopes[1].target);
+        for (i, e) in batch.envelopes[2..].iter().enumerate() {
+            assert_eq!(batch.targets[e.target as usize], format!("x{i}"));
+        }
+    }
+
+    #[test]
+    fn batches_split_under_the_frame_size() {
+        let t: Arc<str> = Arc::from("test.T");
+        let a: Arc<str> = Arc::from("a");
+        let mut builder = BatchBuilder::new("127.0.0.1:1", 4096);
+        let mut batches = 0;
+        for _ in 0..100 {
+            let mut o = outgoing(&a, &t);
+            o.data = vec![0; 1000];
+            if !builder.fits(&o) {
+                let b = builder.take();
+                assert!(b.encoded_len() <= 4096, "{} bytes", b.encoded_len());
+                batches += 1;
+            }
+            builder.push(o);
+        }
+        assert!(batches >= 20, "{batches} batches");
+    }
 }
