@@ -158,10 +158,12 @@ impl Process for Endpoint {
                 return;
             }
         };
+        // The whole envelope (payload, headers, ids) must fit one frame with room
+        // for the batch's own framing; otherwise its batch could not be written.
         let max = remote.config.max_frame_size.saturating_sub(1024);
-        if outgoing.data.len() > max {
-            let error =
-                Error::MessageTooLarge { type_name: outgoing.type_name.to_string(), size: outgoing.data.len(), max };
+        let size = wire::envelope_cost(&outgoing);
+        if size > max {
+            let error = Error::MessageTooLarge { type_name: outgoing.type_name.to_string(), size, max };
             return self.undeliverable(pid, outgoing, Some(error.to_string()));
         }
         if self.terminated.load(Ordering::Acquire) {
@@ -298,11 +300,16 @@ impl Writer {
         let remote = &self.endpoint.remote;
         let config = &remote.config;
         let failed = |e: &dyn std::fmt::Display| ConnectError::Failed(e.to_string());
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.endpoint.address))
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", self.endpoint.address))
             .map_err(|e| failed(&e))?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|e| failed(&e))?;
+        if let Some(tls) = &config.tls {
+            endpoint = endpoint.tls_config(tls.client()).map_err(|e| failed(&crate::config::error_chain(&e)))?;
+        }
+        // The source chain says why (refused, certificate not trusted...).
+        let channel = endpoint.connect().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
         let mut client = RemotingClient::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
@@ -454,7 +461,7 @@ impl Writer {
         for batch in std::mem::take(&mut self.stash) {
             for e in &batch.envelopes {
                 let target = usize::try_from(e.target).ok().and_then(|i| batch.targets.get(i));
-                let sender = usize::try_from(e.sender - 1).ok().and_then(|i| batch.senders.get(i));
+                let sender = wire::sender_index(e.sender).and_then(|i| batch.senders.get(i));
                 if let (Some(target), Some(sender)) = (target, sender) {
                     let sender = wire::pid_from_wire(sender, &self.endpoint.local_address());
                     let target = Pid::new(peer.as_str(), target.as_str());

@@ -50,8 +50,36 @@ pub mod proto {
 }
 
 pub use activator::ACTIVATOR;
-pub use config::RemoteConfig;
+pub use config::{RemoteConfig, TlsConfig};
 pub use error::Error;
 pub use remote::{EndpointConnected, EndpointTerminated, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};
 pub use wire::UndeliveredRemoteMessage;
+
+/// Fuzzing entry point (not API): decodes `bytes` as a `MessageBatch` and, if
+/// that succeeds, every envelope exactly as the server does, discarding the
+/// results. Panics only on a bug (a target index the server would use out of
+/// range, or a panic in decoding).
+#[doc(hidden)]
+pub fn fuzz_decode_batch(bytes: &[u8]) {
+    use prost::Message as _;
+    static SERIALIZATION: std::sync::OnceLock<Serialization> = std::sync::OnceLock::new();
+    let serialization = SERIALIZATION.get_or_init(|| {
+        let mut s = Serialization::new();
+        s.register_json::<serde_json::Value>("fuzz.Json");
+        s.register_protobuf_named::<proto::ActorPidRequest>("remote.ActorPidRequest");
+        s.register_protobuf_named::<proto::ActorPidResponse>("remote.ActorPidResponse");
+        s
+    });
+    let Ok(batch) = proto::MessageBatch::decode(bytes) else { return };
+    let peer = "127.0.0.1:1";
+    let senders: Vec<protoactor_actor::Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer)).collect();
+    let slots = wire::type_slots(serialization, &batch);
+    for envelope in &batch.envelopes {
+        let target = match wire::decode_envelope(&slots, &batch, envelope, &senders, peer) {
+            Ok(wire::Delivery::User { target, .. } | wire::Delivery::System { target, .. }) => target,
+            Err(_) => continue,
+        };
+        assert!(target < batch.targets.len(), "decoded target {target} is out of range");
+    }
+}

@@ -224,12 +224,15 @@ impl Remote {
             .max_encoding_message_size(config.max_frame_size);
         let mut shutdown = self.inner.shutdown.subscribe();
         let incoming = TcpListenerStream::new(listener);
-        let serve = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            });
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_config(tls.server()).map_err(|e| {
+                Error::Tls(format!("the server cannot use the TLS configuration: {}", crate::config::error_chain(&e)))
+            })?;
+        }
+        let serve = builder.tcp_nodelay(true).add_service(service).serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        });
         let task = system.runtime().spawn(async move {
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "remoting server stopped with an error");

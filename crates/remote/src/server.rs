@@ -93,6 +93,7 @@ impl Remoting for RemotingService {
                     Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
                     Err(status) => {
                         tracing::warn!(%address, %status, "inbound stream failed; the peer will reconnect");
+                        let _ = tx.send(Err(status)).await;
                         return;
                     }
                 }
@@ -140,7 +141,9 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &MessageBatch, peer_add
                     .map(|t| Pid::new(local.clone(), t.as_str()))
                     .unwrap_or_else(|| system.dead_letter_pid());
                 let undelivered = UndeliveredRemoteMessage { type_name, data: envelope.message_data.clone() };
-                system.dead_letter(&target, Envelope::new(undelivered));
+                // With its sender, so a waiting request fails at once instead of timing out.
+                let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
+                system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));
             }
         }
     }

@@ -220,18 +220,12 @@ impl<'a> BatchBuilder<'a> {
 
     /// Estimated bytes `o` adds to the current batch.
     fn cost(&self, o: &Outgoing) -> usize {
-        let mut c = o.data.len() + ENVELOPE_OVERHEAD;
-        if !self.types.contains_key(&key(&o.type_name)) {
-            c += o.type_name.len() + 4;
+        let mut c = envelope_cost(o);
+        if self.types.contains_key(&key(&o.type_name)) {
+            c -= o.type_name.len() + 4;
         }
-        if !self.targets.contains_key(&key(&o.target)) {
-            c += o.target.len() + 4;
-        }
-        if let Some(s) = &o.sender {
-            c += s.id().len() + s.address().len() + 8;
-        }
-        if let Some(h) = &o.header {
-            c += h.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+        if self.targets.contains_key(&key(&o.target)) {
+            c -= o.target.len() + 4;
         }
         c
     }
@@ -294,6 +288,23 @@ fn index_of(map: &mut PtrMap, table: &mut Vec<String>, keep: &mut Vec<Arc<str>>,
     })
 }
 
+/// The 0-based slot of a 1-based wire sender index (0 = none; any i32 is safe).
+pub(crate) fn sender_index(wire_index: i32) -> Option<usize> {
+    wire_index.checked_sub(1).and_then(|i| usize::try_from(i).ok())
+}
+
+/// Upper bound of the bytes `o` adds to any batch (nothing de-duplicated).
+pub(crate) fn envelope_cost(o: &Outgoing) -> usize {
+    let mut c = o.data.len() + ENVELOPE_OVERHEAD + o.type_name.len() + 4 + o.target.len() + 4;
+    if let Some(s) = &o.sender {
+        c += s.id().len() + s.address().len() + 8;
+    }
+    if let Some(h) = &o.header {
+        c += h.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+    }
+    c
+}
+
 /// A decoded envelope, ready to deliver locally.
 pub(crate) enum Delivery {
     User { target: usize, envelope: Envelope },
@@ -338,11 +349,7 @@ pub(crate) fn decode_envelope(
     let sender = match envelope.sender {
         0 => None,
         i => Some(
-            usize::try_from(i - 1)
-                .ok()
-                .and_then(|i| senders.get(i))
-                .cloned()
-                .ok_or_else(|| bad("sender index out of range"))?,
+            sender_index(i).and_then(|i| senders.get(i)).cloned().ok_or_else(|| bad("sender index out of range"))?,
         ),
     };
     let proto_err = |e: prost::DecodeError| Error::Deserialize { type_name: type_name.clone(), reason: e.to_string() };
