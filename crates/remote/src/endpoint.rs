@@ -25,6 +25,7 @@ use crate::wire::{self, BatchBuilder, Outgoing, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
     pub(crate) address: Arc<str>,
+    local: Arc<str>,
     remote: Arc<RemoteInner>,
     normal: mpsc::Sender<Outgoing>,
     priority: mpsc::UnboundedSender<Outgoing>,
@@ -48,6 +49,7 @@ impl Endpoint {
         let (priority, priority_rx) = mpsc::unbounded_channel();
         let endpoint = Arc::new(Endpoint {
             address,
+            local: remote.system.address(),
             remote: remote.clone(),
             normal,
             priority,
@@ -60,8 +62,9 @@ impl Endpoint {
         endpoint
     }
 
+    /// This system's address, fixed once remoting started (endpoints exist only after that).
     fn local_address(&self) -> Arc<str> {
-        self.remote.system.address()
+        self.local.clone()
     }
 
     /// A message that will not be delivered: a waiting request fails at once,

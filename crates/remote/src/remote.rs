@@ -14,7 +14,6 @@ use protoactor_actor::{
     TerminatedReason,
 };
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::activator::{ACTIVATOR, Activator};
 use crate::config::RemoteConfig;
@@ -223,7 +222,9 @@ impl Remote {
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
         let mut shutdown = self.inner.shutdown.subscribe();
-        let incoming = TcpListenerStream::new(listener);
+        // `Server::tcp_nodelay` does not apply to a listener we bind ourselves;
+        // without this, replies from the server side wait on Nagle's algorithm.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &config.tls {
             builder = builder.tls_config(tls.server()).map_err(|e| {

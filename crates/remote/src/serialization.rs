@@ -54,6 +54,7 @@ impl fmt::Debug for Serialization {
 
 fn encode_prost<T: prost::Message + 'static>(message: &AnyMessage, buf: &mut Vec<u8>) -> Result<(), String> {
     let m = message.downcast_ref::<T>().ok_or("registered type does not match")?;
+    buf.reserve(m.encoded_len());
     m.encode(buf).map_err(|e| e.to_string())
 }
 
