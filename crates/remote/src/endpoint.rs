@@ -25,6 +25,7 @@ use crate::wire::{self, BatchBuilder, Outgoing, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
     pub(crate) address: Arc<str>,
+    /// This system's address, fixed once remoting started (endpoints exist only after that).
     local: Arc<str>,
     remote: Arc<RemoteInner>,
     normal: mpsc::Sender<Outgoing>,
@@ -60,11 +61,6 @@ impl Endpoint {
         let writer = Writer { endpoint: endpoint.clone(), normal: normal_rx, priority: priority_rx, stash: Vec::new() };
         remote.system.runtime().spawn(writer.run());
         endpoint
-    }
-
-    /// This system's address, fixed once remoting started (endpoints exist only after that).
-    fn local_address(&self) -> Arc<str> {
-        self.local.clone()
     }
 
     /// A message that will not be delivered: a waiting request fails at once,
@@ -144,8 +140,8 @@ impl Endpoint {
 impl Process for Endpoint {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
         let remote = &self.remote;
-        let local = self.local_address();
-        let outgoing = match wire::encode_user(&remote.serialization, &remote.names, &local, pid, envelope) {
+        let local = &self.local;
+        let outgoing = match wire::encode_user(&remote.serialization, &remote.names, local, pid, envelope) {
             Ok(o) => o,
             Err(failed) => {
                 let (error, envelope) = *failed;
@@ -203,8 +199,8 @@ impl Process for Endpoint {
             }
             _ => {}
         }
-        let local = self.local_address();
-        if let Some(outgoing) = wire::encode_system(&self.remote.names, &local, pid, message) {
+        let local = &self.local;
+        if let Some(outgoing) = wire::encode_system(&self.remote.names, local, pid, message) {
             self.enqueue(pid, outgoing, true);
         }
     }
@@ -466,7 +462,7 @@ impl Writer {
                 let target = usize::try_from(e.target).ok().and_then(|i| batch.targets.get(i));
                 let sender = wire::sender_index(e.sender).and_then(|i| batch.senders.get(i));
                 if let (Some(target), Some(sender)) = (target, sender) {
-                    let sender = wire::pid_from_wire(sender, &self.endpoint.local_address());
+                    let sender = wire::pid_from_wire(sender, &self.endpoint.local);
                     let target = Pid::new(peer.as_str(), target.as_str());
                     self.endpoint
                         .remote

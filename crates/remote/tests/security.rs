@@ -80,6 +80,13 @@ async fn while_a_good_client_talks<F: Future>(a: &Node, echo: Pid, attack: F) ->
             }
         })
     };
+    // The client must be in flow before the attack starts, or a quick attack
+    // could end before its first answer (seen under a loaded test run).
+    let deadline = std::time::Instant::now() + WAIT;
+    while answered.load(Ordering::Acquire) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the good client got no answer before the attack");
+        tokio::task::yield_now().await;
+    }
     let out = attack.await;
     stop.store(true, Ordering::Release);
     client.await.expect("the good client never failed");
