@@ -99,6 +99,12 @@ impl Context {
 
     // ----- info -----
 
+    /// The value of type `T` attached to this actor's props with
+    /// [`Props::with_extension`].
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.props.extension::<T>()
+    }
+
     /// The actor system this actor lives in.
     pub fn system(&self) -> &ActorSystem {
         &self.system

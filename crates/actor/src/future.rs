@@ -158,6 +158,65 @@ impl<R> Future for RequestFuture<R> {
     }
 }
 
+/// A reply address not tied to one send: use [`pid`](Self::pid) as the
+/// sender of one or more requests (retries of the same call), then
+/// [`wait`](Self::wait) for the first reply. A wait that times out leaves
+/// it usable, so a slow reply to an earlier attempt still counts.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use protoactor_actor::prelude::*;
+/// # #[tokio::main] async fn main() {
+/// let system = ActorSystem::new();
+/// let echo = system.root().spawn(Props::from_fn(|ctx| {
+///     if let Some(n) = ctx.message::<u32>() { ctx.respond(*n + 1); }
+///     Ok(())
+/// }));
+/// let mut reply = system.response_future::<u32>();
+/// system.root().request(&echo, 41u32, reply.pid());
+/// assert_eq!(reply.wait(Duration::from_secs(1)).await.unwrap(), 42);
+/// # }
+/// ```
+#[must_use = "replies are lost unless the future is waited on"]
+pub struct ResponseFuture<R> {
+    pid: Pid,
+    rx: oneshot::Receiver<Outcome>,
+    _registration: Registration,
+    _marker: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for ResponseFuture<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").field("pid", &self.pid).finish()
+    }
+}
+
+impl<R: Send + 'static> ResponseFuture<R> {
+    pub(crate) fn new(system: &ActorSystem) -> Self {
+        let (pid, rx, registration) = new_future(system);
+        ResponseFuture { pid, rx, _registration: registration, _marker: PhantomData }
+    }
+
+    /// The address replies go to.
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// Waits up to `timeout` for the reply. [`Error::Timeout`] leaves the
+    /// future waiting for a later reply; any other outcome is final (the
+    /// next wait reports [`Error::DeadLetter`]).
+    pub async fn wait(&mut self, timeout: Duration) -> Result<R, Error> {
+        let target = self.pid.clone();
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Err(_) => Err(Error::Timeout { target, after: timeout }),
+            Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
+            Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
+            Ok(Ok(Outcome::Failed(reason))) => Err(Error::DeliveryFailed { target, reason }),
+            Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
+        }
+    }
+}
+
 /// Completes when the stopped (or poisoned) process has terminated.
 #[must_use = "the stop is already under way; await this to wait for it"]
 pub struct StopFuture {

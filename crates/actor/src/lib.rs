@@ -76,7 +76,7 @@ pub use actor::{Actor, FnActor};
 pub use context::{Context, Forwarded, Reentered, Taken};
 pub use error::{ActorError, ActorResult, Error};
 pub use event_stream::{EventStream, Subscription};
-pub use future::{RequestFuture, StopFuture};
+pub use future::{RequestFuture, ResponseFuture, StopFuture};
 pub use mailbox::{MailboxKind, OverflowPolicy};
 pub use message::{
     AnyMessage, BoxMessage, DeadLetterResponse, DeliveryFailure, Envelope, Failure, Internal, Message, MessageHeader,

@@ -55,8 +55,13 @@ impl fmt::Debug for ReceiveNext<'_> {
 }
 
 impl<'a> ReceiveNext<'a> {
-    /// Continues with the next layer, and finally the actor.
-    pub fn run(self, ctx: &'a mut Context) -> BoxFuture<'a, ActorResult> {
+    /// Continues with the next layer, and finally the actor. The context is
+    /// borrowed only while the rest of the chain runs, so a layer can still
+    /// use it afterwards.
+    pub fn run<'b>(self, ctx: &'b mut Context) -> BoxFuture<'b, ActorResult>
+    where
+        'a: 'b,
+    {
         match self.rest.split_first() {
             Some((first, rest)) => first.receive(ctx, ReceiveNext { rest, actor: self.actor }),
             None => self.actor.receive_boxed(ctx),

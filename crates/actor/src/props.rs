@@ -1,5 +1,6 @@
 //! [`Props`]: how to make and run an actor.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub(crate) struct PropsInner {
     pub(crate) sender_middleware: Vec<Arc<dyn SenderMiddleware>>,
     pub(crate) spawn_middleware: Vec<Arc<dyn SpawnMiddleware>>,
     pub(crate) throughput: usize,
+    /// Values the actor reads with [`Context::extension`] (one per type).
+    extensions: Vec<Arc<dyn Any + Send + Sync>>,
 }
 
 /// A recipe for spawning actors: the producer that makes the actor (again on
@@ -73,6 +76,7 @@ impl Props {
             sender_middleware: Vec::new(),
             spawn_middleware: Vec::new(),
             throughput: DEFAULT_THROUGHPUT,
+            extensions: Vec::new(),
         }))
     }
 
@@ -120,6 +124,21 @@ impl Props {
     /// other actors (default [`DEFAULT_THROUGHPUT`]; at least 1).
     pub fn with_throughput(self, throughput: usize) -> Self {
         self.edit(|p| p.throughput = throughput.max(1))
+    }
+
+    /// Attaches `value` for actors spawned from these props to read with
+    /// [`Context::extension`]; replaces an earlier value of the same type.
+    /// The cluster uses it to tell a grain its identity.
+    pub fn with_extension<T: Any + Send + Sync>(self, value: T) -> Self {
+        self.edit(|p| {
+            p.extensions.retain(|e| !(**e).is::<T>());
+            p.extensions.push(Arc::new(value));
+        })
+    }
+
+    /// The value of type `T` attached with [`with_extension`](Self::with_extension).
+    pub fn extension<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.extensions.iter().find_map(|e| e.downcast_ref::<T>())
     }
 
     /// The mailbox kind.

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::event_stream::EventStream;
+use crate::future::ResponseFuture;
 use crate::message::{
     AnyMessage, DeadLetterResponse, Envelope, Failure, MessageHeader, SystemMessage, Terminated, TerminatedReason,
 };
@@ -217,6 +218,11 @@ impl ActorSystem {
     /// The root context: spawn and message actors from outside any actor.
     pub fn root(&self) -> RootContext {
         RootContext::new(self.clone())
+    }
+
+    /// A reply address for requests sent by hand; see [`ResponseFuture`].
+    pub fn response_future<R: Send + 'static>(&self) -> ResponseFuture<R> {
+        ResponseFuture::new(self)
     }
 
     /// The event stream.

@@ -77,6 +77,12 @@ impl RemoteConfig {
         self
     }
 
+    /// The registry of message types, for layers (like the cluster) that add
+    /// their own before the remote starts.
+    pub fn serialization_mut(&mut self) -> &mut Serialization {
+        &mut self.serialization
+    }
+
     /// Allows a prost message type to cross the wire, by its protobuf name.
     pub fn with_protobuf<T>(mut self) -> Self
     where

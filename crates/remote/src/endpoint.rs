@@ -31,6 +31,8 @@ pub(crate) struct Endpoint {
     normal: mpsc::Sender<Outgoing>,
     priority: mpsc::UnboundedSender<Outgoing>,
     terminated: AtomicBool,
+    /// Wakes the writer when the endpoint is terminated from outside it.
+    stop: tokio::sync::Notify,
     /// Remote target id -> local watchers, to tell them if the address dies.
     watches: Mutex<HashMap<Arc<str>, Vec<Pid>>>,
     /// Local request futures waiting on an answer from this address.
@@ -55,11 +57,20 @@ impl Endpoint {
             normal,
             priority,
             terminated: AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
             watches: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
         });
         let writer = Writer { endpoint: endpoint.clone(), normal: normal_rx, priority: priority_rx, stash: Vec::new() };
-        remote.system.runtime().spawn(writer.run());
+        let stopper = endpoint.clone();
+        remote.system.runtime().spawn(async move {
+            // Terminated from outside (a member left): drop the connection
+            // now; anything still queued is for a peer that is gone.
+            tokio::select! {
+                () = writer.run() => {}
+                () = stopper.stop.notified() => {}
+            }
+        });
         endpoint
     }
 
@@ -111,11 +122,12 @@ impl Endpoint {
     }
 
     /// Watchers, pending requests and queued messages learn that the address is gone.
-    fn terminate(&self, reason: &str) {
+    pub(crate) fn terminate(&self, reason: &str) {
         if self.terminated.swap(true, Ordering::AcqRel) {
             return;
         }
         tracing::info!(address = %self.address, reason, "endpoint terminated");
+        self.stop.notify_one();
         self.remote.endpoint_terminated(self);
         let system = &self.remote.system;
         let watches = std::mem::take(&mut *self.watches.lock());
@@ -141,7 +153,7 @@ impl Process for Endpoint {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
         let remote = &self.remote;
         let local = &self.local;
-        let outgoing = match wire::encode_user(&remote.serialization, &remote.names, local, pid, envelope) {
+        let (outgoing, priority) = match wire::encode_user(&remote.serialization, &remote.names, local, pid, envelope) {
             Ok(o) => o,
             Err(failed) => {
                 let (error, envelope) = *failed;
@@ -168,7 +180,7 @@ impl Process for Endpoint {
         if self.terminated.load(Ordering::Acquire) {
             return self.undeliverable(pid, outgoing, None);
         }
-        self.enqueue(pid, outgoing, false);
+        self.enqueue(pid, outgoing, priority);
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {

@@ -289,6 +289,17 @@ impl Remote {
         self.inner.is_blocked(member_id)
     }
 
+    /// Closes the connection to `address` now, as if it had failed: watchers
+    /// get `Terminated`, pending requests fail fast and queued messages go
+    /// to dead letters. The cluster calls it for members that left, rather
+    /// than waiting for connection retries to run out.
+    pub fn terminate_endpoint(&self, address: &str, reason: &str) {
+        let endpoint = self.inner.endpoints.get(address).map(|e| e.value().clone());
+        if let Some(endpoint) = endpoint {
+            endpoint.terminate(reason);
+        }
+    }
+
     /// Spawns an actor of `kind` named `name` on the system at `address`.
     pub async fn spawn_named(&self, address: &str, name: &str, kind: &str, timeout: Duration) -> Result<Pid, Error> {
         let activator = Pid::new(address, ACTIVATOR);

@@ -25,9 +25,12 @@ type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
 type DecodeFn = fn(&[u8]) -> Result<AnyMessage, String>;
 
 /// How one local type is written.
+#[derive(Clone)]
 pub(crate) struct TypeEntry {
     pub(crate) name: Arc<str>,
     pub(crate) serializer_id: i32,
+    /// Sent in the priority lane, ahead of queued user traffic.
+    pub(crate) priority: bool,
     encode: EncodeFn,
 }
 
@@ -79,7 +82,8 @@ impl Serialization {
 
     fn add<T: Message>(&mut self, name: &str, serializer_id: i32, encode: EncodeFn, decode: DecodeFn) {
         let name: Arc<str> = Arc::from(name);
-        self.by_type.insert(TypeId::of::<T>(), Arc::new(TypeEntry { name: name.clone(), serializer_id, encode }));
+        let entry = TypeEntry { name: name.clone(), serializer_id, priority: false, encode };
+        self.by_type.insert(TypeId::of::<T>(), Arc::new(entry));
         self.by_name.insert(name.to_string(), Arc::new(NameEntry { serializer_id, decode }));
     }
 
@@ -106,6 +110,20 @@ impl Serialization {
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         self.add::<T>(name, JSON, encode_json::<T>, decode_json::<T>);
+    }
+
+    /// Registers a prost message like [`register_protobuf`](Self::register_protobuf)
+    /// and sends it in the priority lane: ahead of queued user messages and
+    /// never refused by a full queue. For small control traffic (gossip,
+    /// heartbeats, membership), not for bulk data.
+    pub fn register_protobuf_priority<T>(&mut self)
+    where
+        T: prost::Message + prost::Name + Default + Send + 'static,
+    {
+        self.register_protobuf::<T>();
+        if let Some(entry) = self.by_type.get_mut(&TypeId::of::<T>()) {
+            Arc::make_mut(entry).priority = true;
+        }
     }
 
     /// True if `T` may be sent.

@@ -94,7 +94,8 @@ pub(crate) fn encode_user(
     local_address: &str,
     target: &Pid,
     envelope: Envelope,
-) -> Result<Outgoing, Box<(Error, Envelope)>> {
+) -> Result<(Outgoing, bool), Box<(Error, Envelope)>> {
+    let mut priority = false;
     let (type_name, serializer_id, data) = if envelope.message_as::<PoisonPill>().is_some() {
         (names.poison_pill.clone(), PROTOBUF, encode_proto(&actor_proto::PoisonPill {}))
     } else if let Some(r) = envelope.message_as::<DeadLetterResponse>() {
@@ -106,12 +107,15 @@ pub(crate) fn encode_user(
         (names.dead_letter_response.clone(), PROTOBUF, encode_proto(&m))
     } else {
         match serialization.encode(envelope.message()) {
-            Ok((entry, data)) => (entry.name.clone(), entry.serializer_id, data),
+            Ok((entry, data)) => {
+                priority = entry.priority;
+                (entry.name.clone(), entry.serializer_id, data)
+            }
             Err(e) => return Err(Box::new((e, envelope))),
         }
     };
     let (_, sender, header) = envelope.into_parts();
-    Ok(Outgoing {
+    let outgoing = Outgoing {
         target: target.id_arc().clone(),
         target_request_id: target.request_id(),
         sender,
@@ -119,7 +123,8 @@ pub(crate) fn encode_user(
         serializer_id,
         data,
         header,
-    })
+    };
+    Ok((outgoing, priority))
 }
 
 /// Encodes a system message; `None` for those that never cross the wire.

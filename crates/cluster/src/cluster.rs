@@ -1,0 +1,545 @@
+//! [`Cluster`]: a member or client of a cluster of virtual actors.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use protoactor_actor::prelude::*;
+use protoactor_actor::{Message, Subscription};
+use protoactor_remote::Remote;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::ClusterConfig;
+use crate::error::Error;
+use crate::gossip::{GossipSettings, Gossiper};
+use crate::identity::ClusterIdentity;
+use crate::kind::ActivatedKind;
+use crate::member::{ClusterTopology, Member};
+use crate::member_list::MemberList;
+use crate::pid_cache::PidCache;
+use crate::proto;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Created,
+    Member,
+    Client,
+    Stopping,
+    Stopped,
+}
+
+/// A member (hosts kinds) or client (only calls grains) of a cluster.
+/// Cheap to clone; every clone is the same member.
+///
+/// ```no_run
+/// use protoactor_actor::prelude::*;
+/// use protoactor_cluster::{Cluster, ClusterConfig, IdentityLookup, InMemoryAgent, InMemoryProvider, Kind};
+///
+/// # async fn demo(lookup: impl IdentityLookup) -> Result<(), protoactor_cluster::Error> {
+/// let system = ActorSystem::new();
+/// let agent = InMemoryAgent::new();
+/// let echo = Props::from_fn(|ctx| {
+///     if let Some(text) = ctx.message::<String>() {
+///         ctx.respond(text.clone());
+///     }
+///     Ok(())
+/// });
+/// let cluster = Cluster::new(
+///     &system,
+///     ClusterConfig::new("demo", InMemoryProvider::new(&agent), lookup).with_kind(Kind::new("echo", echo)),
+/// )?;
+/// cluster.start_member().await?;
+/// let reply: String = cluster.request("echo-1", "echo", "hello".to_string()).await?;
+/// assert_eq!(reply, "hello");
+/// cluster.shutdown(true).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    system: ActorSystem,
+    remote: Remote,
+    config: ClusterConfig,
+    kinds: HashMap<String, ActivatedKind>,
+    member_list: MemberList,
+    pid_cache: Arc<PidCache>,
+    gossip: Gossiper,
+    state: Mutex<RunState>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    subscriptions: Mutex<Vec<Subscription>>,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.inner.config.name)
+            .field("id", &self.inner.system.id())
+            .field("address", &self.inner.system.address())
+            .field("state", &*self.inner.state.lock())
+            .finish()
+    }
+}
+
+/// Registers the cluster's wire messages with remoting.
+fn register_messages(config: &mut protoactor_remote::RemoteConfig) {
+    let s = config.serialization_mut();
+    s.register_protobuf::<proto::ClusterIdentity>();
+    s.register_protobuf::<proto::ActivationRequest>();
+    s.register_protobuf::<proto::ActivationResponse>();
+    s.register_protobuf::<proto::ActivationTerminated>();
+    s.register_protobuf::<proto::IdentityHandoverRequest>();
+    s.register_protobuf::<proto::IdentityHandover>();
+    s.register_protobuf_priority::<proto::ClusterTopology>();
+    s.register_protobuf_priority::<proto::GossipRequest>();
+    s.register_protobuf_priority::<proto::GossipResponse>();
+}
+
+impl Cluster {
+    /// Prepares a cluster member or client on `system`; nothing runs until
+    /// [`start_member`](Self::start_member) or [`start_client`](Self::start_client).
+    pub fn new(system: &ActorSystem, config: ClusterConfig) -> Result<Cluster, Error> {
+        if config.name.is_empty() {
+            return Err(Error::Config("the cluster name is empty".into()));
+        }
+        let mut remote_config = config.remote.clone();
+        register_messages(&mut remote_config);
+        let remote = Remote::new(system, remote_config);
+        let member_list = MemberList::new(system, &remote, config.block_list_ttl);
+        let kinds: HashMap<String, ActivatedKind> =
+            config.kinds.iter().map(|k| (k.name.clone(), ActivatedKind::new(k.clone()))).collect();
+        let counts: Vec<(String, Arc<std::sync::atomic::AtomicI64>)> =
+            kinds.values().map(|k| (k.kind.name.clone(), k.count.clone())).collect();
+        let statistics = Arc::new(move || counts.iter().map(|(k, c)| (k.clone(), c.load(Ordering::Relaxed))).collect());
+        let settings = GossipSettings {
+            interval: config.gossip_interval,
+            request_timeout: config.gossip_request_timeout,
+            fanout: config.gossip_fanout,
+            max_send: config.gossip_max_send,
+            heartbeat_expiration: config.heartbeat_expiration,
+        };
+        let gossip = Gossiper::new(system, &member_list, settings, statistics);
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                system: system.clone(),
+                remote,
+                config,
+                kinds,
+                member_list,
+                pid_cache: Arc::new(PidCache::new()),
+                gossip,
+                state: Mutex::new(RunState::Created),
+                tasks: Mutex::new(Vec::new()),
+                subscriptions: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn transition(&self, to: RunState) -> Result<(), Error> {
+        let mut state = self.inner.state.lock();
+        if *state != RunState::Created {
+            return Err(Error::AlreadyStarted);
+        }
+        *state = to;
+        Ok(())
+    }
+
+    /// Joins as a member: starts remoting, gossip and the identity lookup,
+    /// registers with the provider and returns once this member is in the
+    /// topology.
+    pub async fn start_member(&self) -> Result<(), Error> {
+        self.transition(RunState::Member)?;
+        let span = tracing::info_span!("cluster start", cluster = %self.inner.config.name, member = %self.id());
+        async {
+            self.start_common(false).await?;
+            self.inner.gossip.start().await?;
+            self.inner.config.provider.start_member(self).await?;
+            let me = self.id().to_string();
+            let timeout = self.inner.config.join_timeout;
+            if !self.inner.member_list.wait_for(timeout, |t| t.member(&me).is_some()).await {
+                return Err(Error::JoinTimeout { cluster: self.inner.config.name.clone(), member: me, after: timeout });
+            }
+            tracing::info!(address = %self.address(), kinds = ?self.inner.kinds.keys().collect::<Vec<_>>(), "joined the cluster");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Joins as a client: watches the membership and calls grains, hosts none.
+    pub async fn start_client(&self) -> Result<(), Error> {
+        self.transition(RunState::Client)?;
+        let span = tracing::info_span!("cluster start client", cluster = %self.inner.config.name, member = %self.id());
+        async {
+            self.start_common(true).await?;
+            self.inner.config.provider.start_client(self).await?;
+            tracing::info!(address = %self.address(), "started as a client");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn start_common(&self, client: bool) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner.remote.start().await?;
+        let weak = Arc::downgrade(inner);
+        inner.member_list.on_self_blocked(move || {
+            if let Some(inner) = weak.upgrade() {
+                let cluster = Cluster { inner };
+                let runtime = cluster.inner.system.runtime().clone();
+                runtime.spawn(async move { cluster.shutdown(false).await });
+            }
+        });
+        // Members that left take their activations with them.
+        let cache = inner.pid_cache.clone();
+        let subscription = inner.system.event_stream().subscribe::<ClusterTopology>(move |t| {
+            for m in &t.left {
+                let n = cache.remove_by_address(&m.address());
+                tracing::debug!(member = %m.id, removed = n, "forgot cached activations of a member that left");
+            }
+        });
+        inner.subscriptions.lock().push(subscription);
+        let cache = inner.pid_cache.clone();
+        let ttl = inner.config.pid_cache_ttl;
+        let local = inner.system.address();
+        let sweep = inner.system.runtime().spawn(async move {
+            let mut tick = tokio::time::interval((ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(15)));
+            loop {
+                tick.tick().await;
+                cache.remove_idle_remote(&local, ttl);
+            }
+        });
+        inner.tasks.lock().push(sweep);
+        let kinds: Vec<String> = if client { Vec::new() } else { inner.kinds.keys().cloned().collect() };
+        inner.config.lookup.setup(self, &kinds, client).await
+    }
+
+    /// Leaves the cluster and stops the actor system. Graceful: deregister
+    /// first so others stop routing here, then passivate local activations
+    /// (their stop hooks run) and let the lookup hand off what it owns;
+    /// requests in flight here fail over to the new activations. Not
+    /// graceful: stop now, others notice through the provider or heartbeats.
+    pub async fn shutdown(&self, graceful: bool) {
+        let was = {
+            let mut state = self.inner.state.lock();
+            let was = *state;
+            if matches!(was, RunState::Stopping | RunState::Stopped) {
+                return;
+            }
+            *state = RunState::Stopping;
+            was
+        };
+        let inner = &self.inner;
+        let span = tracing::info_span!("cluster shutdown", member = %self.id(), graceful);
+        async {
+            if was != RunState::Created {
+                if graceful && was == RunState::Member {
+                    // Passivate first (stop hooks run, owners forget the
+                    // activations; requests here are refused and retried),
+                    // then leave the topology so ownership moves on.
+                    if let Err(e) = inner.config.lookup.shutdown().await {
+                        tracing::warn!(error = %e, "the identity lookup did not shut down cleanly");
+                    }
+                    inner.gossip.set_state(crate::gossip::keys::LEFT, &());
+                }
+                if let Err(e) = inner.config.provider.shutdown(graceful).await {
+                    tracing::warn!(error = %e, "the provider did not shut down cleanly");
+                }
+                inner.gossip.shutdown().await;
+                for task in inner.tasks.lock().drain(..) {
+                    task.abort();
+                }
+                inner.subscriptions.lock().clear();
+                // A member stopping abruptly does not passivate: it behaves as
+                // a crash would, and its system's shutdown stops everything.
+                if was == RunState::Client {
+                    let _ = inner.config.lookup.shutdown().await;
+                }
+                inner.remote.shutdown(graceful).await;
+            }
+            inner.system.shutdown().await;
+            *inner.state.lock() = RunState::Stopped;
+            tracing::info!("left the cluster");
+        }
+        .instrument(span)
+        .await
+    }
+
+    // ----- grains -----
+
+    /// The pid of the activation of `kind/identity`, activating it if needed.
+    pub async fn get(&self, identity: &str, kind: &str) -> Result<Pid, Error> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.request_deadline;
+        self.check_kind(kind, deadline).await?;
+        let retry = self.inner.config.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reason = match self.resolve(identity, kind).await {
+                Ok(Some(pid)) => return Ok(pid),
+                Ok(None) => "no activation is available yet".to_string(),
+                Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
+                Err(e) => e.to_string(),
+            };
+            let wait = retry.backoff(attempt);
+            if attempt >= retry.max_attempts || Instant::now() + wait >= deadline {
+                return Err(self.failed(identity, kind, "none", attempt, started, reason));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends `message` to `kind/identity` and waits for its reply of type `R`.
+    ///
+    /// The pid comes from the cache, or else from the identity lookup (which
+    /// activates the grain if needed). An attempt that times out, or finds
+    /// the activation gone, forgets the cached pid and retries with backoff
+    /// (see [`RetryPolicy`](crate::RetryPolicy)); a reply to an earlier
+    /// attempt still counts. The message is cloned for each attempt.
+    pub async fn request<R, M>(&self, identity: &str, kind: &str, message: M) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        M: Message + Clone,
+    {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let deadline = started + inner.config.request_deadline;
+        let retry = inner.config.retry;
+        let root = inner.system.root();
+        let mut reply = inner.system.response_future::<R>();
+        let mut attempt = 0u32;
+        let mut checked = false;
+        let mut member = String::from("none");
+        loop {
+            attempt += 1;
+            let pid = match inner.pid_cache.get(identity, kind) {
+                Some(pid) => Some(pid),
+                None => {
+                    if !checked {
+                        self.check_kind(kind, deadline).await?;
+                        checked = true;
+                    }
+                    match self.lookup(identity, kind).await {
+                        Ok(pid) => pid,
+                        Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
+                        Err(e) => {
+                            tracing::debug!(%identity, %kind, error = %e, "identity lookup failed; retrying");
+                            None
+                        }
+                    }
+                }
+            };
+            let reason;
+            let mut pause = true;
+            match pid {
+                None => reason = "no activation is available yet".to_string(),
+                Some(pid) => {
+                    member = pid.address().to_string();
+                    root.request(&pid, message.clone(), reply.pid());
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match reply.wait(inner.config.request_timeout.min(left)).await {
+                        Ok(response) => return Ok(response),
+                        Err(protoactor_actor::Error::Timeout { after, .. }) => {
+                            inner.pid_cache.remove_by_value(identity, kind, &pid);
+                            reason = format!("no reply within {after:?}");
+                            // The wait was the pause; a late reply still lands in `reply`.
+                            pause = false;
+                        }
+                        Err(e @ protoactor_actor::Error::UnexpectedResponse { .. }) => {
+                            return Err(Error::UnexpectedResponse {
+                                kind: kind.to_string(),
+                                identity: identity.to_string(),
+                                source: e,
+                            });
+                        }
+                        Err(e) => {
+                            // Dead letter, terminated, undeliverable: the activation is gone.
+                            inner.pid_cache.remove_by_value(identity, kind, &pid);
+                            let ci = ClusterIdentity::new(identity, kind);
+                            if let Err(e) = inner.config.lookup.remove_pid(&ci, &pid).await {
+                                tracing::debug!(grain = %ci, error = %e, "could not remove a dead activation");
+                            }
+                            reason = format!("the activation at {} is gone ({e})", pid.address());
+                            reply = inner.system.response_future::<R>();
+                            pause = attempt > 1;
+                        }
+                    }
+                }
+            }
+            let wait = if pause { retry.backoff(attempt) } else { Duration::ZERO };
+            if attempt >= retry.max_attempts || Instant::now() + wait >= deadline {
+                return Err(self.failed(identity, kind, &member, attempt, started, reason));
+            }
+            tracing::debug!(%identity, %kind, attempt, %reason, "cluster request retrying");
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Sends `message` to `kind/identity` without waiting for a reply; the
+    /// grain is activated if needed. Returns once the message is on its way.
+    pub async fn send<M: Message>(&self, identity: &str, kind: &str, message: M) -> Result<(), Error> {
+        let pid = self.get(identity, kind).await?;
+        self.inner.system.root().send(&pid, message);
+        Ok(())
+    }
+
+    fn failed(
+        &self,
+        identity: &str,
+        kind: &str,
+        member: &str,
+        attempts: u32,
+        started: Instant,
+        reason: String,
+    ) -> Error {
+        Error::RequestFailed {
+            kind: kind.to_string(),
+            identity: identity.to_string(),
+            member: member.to_string(),
+            attempts,
+            elapsed: started.elapsed(),
+            reason,
+        }
+    }
+
+    /// Fails fast when no member hosts `kind`. A member waits for its own
+    /// join; a client waits (up to `deadline`) for a first topology.
+    async fn check_kind(&self, kind: &str, deadline: Instant) -> Result<(), Error> {
+        let list = &self.inner.member_list;
+        let state = *self.inner.state.lock();
+        match state {
+            RunState::Member | RunState::Client => {}
+            _ => return Err(Error::NotRunning),
+        }
+        let me = self.id().to_string();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let ready = list
+            .wait_for(wait, |t| if state == RunState::Member { t.member(&me).is_some() } else { !t.members.is_empty() })
+            .await;
+        if ready && list.topology().members_for_kind(kind).next().is_none() {
+            return Err(Error::UnknownKind { cluster: self.inner.config.name.clone(), kind: kind.to_string() });
+        }
+        Ok(())
+    }
+
+    async fn resolve(&self, identity: &str, kind: &str) -> Result<Option<Pid>, Error> {
+        if let Some(pid) = self.inner.pid_cache.get(identity, kind) {
+            return Ok(Some(pid));
+        }
+        self.lookup(identity, kind).await
+    }
+
+    async fn lookup(&self, identity: &str, kind: &str) -> Result<Option<Pid>, Error> {
+        let ci = ClusterIdentity::new(identity, kind);
+        let found = self.inner.config.lookup.get(&ci).await?;
+        if let Some(pid) = &found {
+            self.inner.pid_cache.set(identity, kind, pid.clone());
+        }
+        Ok(found)
+    }
+
+    // ----- for providers and lookups -----
+
+    /// Spawns an activation of `identity` on this member: the kind's props,
+    /// with the identity and this cluster in the grain's context. Identity
+    /// lookups call this on the member chosen to host the grain.
+    pub fn spawn_activation(&self, identity: &ClusterIdentity) -> Result<Pid, Error> {
+        let kind = self.inner.kinds.get(&identity.kind).ok_or_else(|| Error::UnknownKind {
+            cluster: self.inner.config.name.clone(),
+            kind: identity.kind.clone(),
+        })?;
+        if let Some(filter) = &kind.kind.filter
+            && !filter(identity)
+        {
+            return Err(Error::IdentityBlocked { kind: identity.kind.clone(), identity: identity.identity.clone() });
+        }
+        let props = kind.props.clone().with_extension(identity.clone()).with_extension(self.clone());
+        let _span = tracing::info_span!("activation", grain = %identity).entered();
+        let pid = self.inner.system.root().spawn_prefix(props, &format!("{}/{}$", identity.kind, identity.identity));
+        tracing::debug!(%pid, "activated");
+        Ok(pid)
+    }
+
+    /// True if this member hosts `kind`.
+    pub fn hosts_kind(&self, kind: &str) -> bool {
+        self.inner.kinds.contains_key(kind)
+    }
+
+    /// Live activations per kind on this member.
+    pub fn activation_counts(&self) -> HashMap<String, i64> {
+        self.inner.kinds.iter().map(|(k, a)| (k.clone(), a.count.load(Ordering::Relaxed))).collect()
+    }
+
+    /// This member as providers register it: address, system id, kinds.
+    pub fn self_member(&self) -> Member {
+        let address = self.inner.system.address();
+        let (host, port) = match address.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse::<u16>().unwrap_or(0)),
+            None => (address.to_string(), 0),
+        };
+        let is_client = *self.inner.state.lock() == RunState::Client;
+        let mut kinds: Vec<String> = if is_client { Vec::new() } else { self.inner.kinds.keys().cloned().collect() };
+        kinds.sort();
+        Member::new(host, port, self.id(), kinds)
+    }
+
+    /// The cluster name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// This member's id (its actor system id).
+    pub fn id(&self) -> &str {
+        self.inner.system.id()
+    }
+
+    /// This member's remote address.
+    pub fn address(&self) -> Arc<str> {
+        self.inner.system.address()
+    }
+
+    /// True if started as a client.
+    pub fn is_client(&self) -> bool {
+        *self.inner.state.lock() == RunState::Client
+    }
+
+    /// The actor system.
+    pub fn system(&self) -> &ActorSystem {
+        &self.inner.system
+    }
+
+    /// Remoting.
+    pub fn remote(&self) -> &Remote {
+        &self.inner.remote
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// The membership.
+    pub fn member_list(&self) -> &MemberList {
+        &self.inner.member_list
+    }
+
+    /// The pid cache.
+    pub fn pid_cache(&self) -> &PidCache {
+        &self.inner.pid_cache
+    }
+
+    /// The gossip.
+    pub fn gossip(&self) -> &Gossiper {
+        &self.inner.gossip
+    }
+}

@@ -1,0 +1,92 @@
+//! The cluster's error type.
+
+use std::time::Duration;
+
+/// What went wrong in the cluster; each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No member in the topology hosts this kind.
+    #[error(
+        "no member of cluster `{cluster}` hosts kind `{kind}`; register it with ClusterConfig::with_kind on the members that should host it"
+    )]
+    UnknownKind {
+        /// The cluster name.
+        cluster: String,
+        /// The kind asked for.
+        kind: String,
+    },
+    /// The kind refused to activate this identity (its identity filter said no).
+    #[error("kind `{kind}` refuses identity `{identity}`; retrying will not help")]
+    IdentityBlocked {
+        /// The kind.
+        kind: String,
+        /// The identity.
+        identity: String,
+    },
+    /// A cluster request gave up after its retries.
+    #[error(
+        "request to {kind}/{identity} failed after {attempts} attempt(s) in {elapsed:?} (last member tried: {member}): {reason}"
+    )]
+    RequestFailed {
+        /// The kind.
+        kind: String,
+        /// The identity.
+        identity: String,
+        /// The address of the last activation tried, or `none`.
+        member: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// How long it took.
+        elapsed: Duration,
+        /// What happened on the last attempt.
+        reason: String,
+    },
+    /// The grain answered with a type the caller did not ask for.
+    #[error("request to {kind}/{identity}: {source}")]
+    UnexpectedResponse {
+        /// The kind.
+        kind: String,
+        /// The identity.
+        identity: String,
+        /// The actor-level error.
+        #[source]
+        source: protoactor_actor::Error,
+    },
+    /// This member did not appear in the topology in time.
+    #[error(
+        "member {member} did not join cluster `{cluster}` within {after:?}; check that the cluster provider can reach its backend"
+    )]
+    JoinTimeout {
+        /// The cluster name.
+        cluster: String,
+        /// This member's id.
+        member: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// The cluster was already started.
+    #[error("the cluster is already started; call start_member or start_client once")]
+    AlreadyStarted,
+    /// The cluster is not started, or is shutting down.
+    #[error("the cluster is not running; call start_member or start_client first")]
+    NotRunning,
+    /// This member was blocked by the others and shut itself down.
+    #[error("this member ({member}) was blocked by the cluster and has shut down; start a new process to rejoin")]
+    Blocked {
+        /// This member's id.
+        member: String,
+    },
+    /// The cluster provider failed.
+    #[error("cluster provider: {0}")]
+    Provider(String),
+    /// The identity lookup failed.
+    #[error("identity lookup: {0}")]
+    Lookup(String),
+    /// Remoting failed (binding, starting).
+    #[error(transparent)]
+    Remote(#[from] protoactor_remote::Error),
+    /// The configuration is invalid.
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,410 @@
+//! The `$partition` actor on every member: the directory of identities this
+//! member owns, the activations it hosts, and the handover between them
+//! when the topology changes.
+//!
+//! One actor holds both roles so that, per member, activating and answering
+//! a handover are sequential: once a member has answered a handover request
+//! for topology H, it is on H, and it will activate only identities it owns
+//! under H. A new owner takes requests only after every member answered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protoactor_actor::DeadLetterResponse;
+use protoactor_actor::prelude::*;
+use protoactor_cluster::proto::{
+    Activation, ActivationRequest, ActivationResponse, ActivationTerminated, IdentityHandover, IdentityHandoverRequest,
+    identity_handover_request,
+};
+use protoactor_cluster::{ActivationTerminating, Cluster, ClusterIdentity, Error as ClusterError, Topology};
+
+use crate::config::PartitionConfig;
+use crate::handover::HandoverSink;
+use crate::rendezvous::owner;
+
+/// The registered id of the partition actor on every member.
+pub const PARTITION_ACTOR: &str = "$partition";
+
+/// A new topology, from the member list watcher.
+#[derive(Debug, Clone)]
+pub(crate) struct TopologyChanged(pub(crate) Arc<Topology>);
+
+/// A graceful leave: stop activating; answer with the local activations.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leave;
+
+/// The answer to [`Leave`].
+#[derive(Debug, Clone)]
+pub(crate) struct LocalActivations(pub(crate) Vec<Pid>);
+
+/// Local diagnostics: how many identities this member owns and hosts.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionStats;
+
+/// The answer to [`PartitionStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStatsResponse {
+    /// Identities whose directory entry this member holds.
+    pub owned: usize,
+    /// Activations living on this member.
+    pub hosted: usize,
+    /// True while a handover is in progress.
+    pub rebalancing: bool,
+}
+
+struct Rebalance {
+    hash: u64,
+    started: Instant,
+    /// Address -> chunks received from that member.
+    sinks: HashMap<String, HandoverSink>,
+}
+
+pub(crate) struct PartitionActor {
+    cluster: Cluster,
+    config: PartitionConfig,
+    me: String,
+    topology: Arc<Topology>,
+    /// Identities this member owns -> their activation (anywhere).
+    directory: HashMap<ClusterIdentity, Pid>,
+    /// Activations living on this member.
+    local: HashMap<ClusterIdentity, Pid>,
+    rebalance: Option<Rebalance>,
+    /// Activation requests waiting for the rebalance to finish.
+    parked: Vec<(ActivationRequest, Option<Pid>)>,
+    leaving: bool,
+}
+
+fn failed(error: impl Into<String>, hash: u64) -> ActivationResponse {
+    ActivationResponse { pid: None, failed: true, topology_hash: hash, invalid_identity: false, error: error.into() }
+}
+
+impl PartitionActor {
+    pub(crate) fn new(cluster: Cluster, config: PartitionConfig) -> Self {
+        let me = cluster.id().to_string();
+        let topology = cluster.member_list().topology();
+        PartitionActor {
+            cluster,
+            config,
+            me,
+            topology,
+            directory: HashMap::new(),
+            local: HashMap::new(),
+            rebalance: None,
+            parked: Vec::new(),
+            leaving: false,
+        }
+    }
+
+    fn partition_of(address: &str) -> Pid {
+        Pid::new(address, PARTITION_ACTOR)
+    }
+
+    // ----- activation -----
+
+    fn activate(&mut self, ctx: &mut Context, request: ActivationRequest, reply_to: Option<Pid>) {
+        let hash = self.topology.hash;
+        let response = match request.cluster_identity.clone() {
+            None => failed("the activation request has no cluster identity", hash),
+            Some(ci) => {
+                if let Some(pid) = self.directory.get(&ci) {
+                    ActivationResponse { pid: Some(pid.to_proto()), topology_hash: hash, ..Default::default() }
+                } else if self.leaving {
+                    failed("the owner is leaving the cluster", hash)
+                } else if self.rebalance.is_some() {
+                    self.parked.push((request, reply_to));
+                    return;
+                } else {
+                    match owner(&self.topology, &ci) {
+                        None => failed(format!("no member hosts kind `{}`", ci.kind), hash),
+                        Some(o) if o.id != self.me => {
+                            failed(format!("{} is not the owner of {ci}; {} is", self.me, o.address()), hash)
+                        }
+                        Some(_) => self.spawn(&ci, hash),
+                    }
+                }
+            }
+        };
+        if let Some(to) = reply_to {
+            ctx.send(&to, response);
+        }
+    }
+
+    fn spawn(&mut self, ci: &ClusterIdentity, hash: u64) -> ActivationResponse {
+        match self.cluster.spawn_activation(ci) {
+            Ok(pid) => {
+                self.directory.insert(ci.clone(), pid.clone());
+                self.local.insert(ci.clone(), pid.clone());
+                ActivationResponse { pid: Some(pid.to_proto()), topology_hash: hash, ..Default::default() }
+            }
+            Err(ClusterError::IdentityBlocked { .. }) => ActivationResponse {
+                invalid_identity: true,
+                failed: true,
+                topology_hash: hash,
+                error: format!("kind `{}` refuses identity `{}`", ci.kind, ci.identity),
+                pid: None,
+            },
+            Err(e) => failed(e.to_string(), hash),
+        }
+    }
+
+    // ----- termination -----
+
+    fn local_terminated(&mut self, ctx: &mut Context, event: &ActivationTerminating) {
+        let ci = &event.identity;
+        if self.local.get(ci).is_some_and(|p| p == &event.pid) {
+            self.local.remove(ci);
+        }
+        self.forget(ci, &event.pid);
+        // Owners elsewhere drop their entry; during a topology change the
+        // owner is uncertain, so tell every member.
+        let message = ActivationTerminated { pid: Some(event.pid.to_proto()), cluster_identity: Some(ci.clone()) };
+        for m in &self.topology.members {
+            if m.id != self.me {
+                ctx.send(&Self::partition_of(&m.address()), message.clone());
+            }
+        }
+    }
+
+    fn forget(&mut self, ci: &ClusterIdentity, pid: &Pid) {
+        if self.directory.get(ci).is_some_and(|p| p.id() == pid.id() && p.address() == pid.address()) {
+            self.directory.remove(ci);
+        }
+    }
+
+    // ----- topology change and handover -----
+
+    fn topology_changed(&mut self, ctx: &mut Context, topology: Arc<Topology>) {
+        if topology.hash == self.topology.hash && self.rebalance.is_none() && !self.topology.members.is_empty() {
+            return;
+        }
+        let alive: std::collections::HashSet<String> = topology.members.iter().map(|m| m.address()).collect();
+        self.topology = topology;
+        let (before, me) = (self.directory.len(), self.me.clone());
+        let topology = self.topology.clone();
+        // Activations on departed members are gone; identities now owned by
+        // someone else move to that owner through its pull.
+        self.directory
+            .retain(|ci, pid| alive.contains(pid.address()) && owner(&topology, ci).is_some_and(|o| o.id == me));
+        let span = tracing::info_span!("rebalance", member = %self.me, hash = topology.hash);
+        let _guard = span.enter();
+        tracing::debug!(dropped = before - self.directory.len(), "topology changed");
+        if topology.member(&self.me).is_none() {
+            // Not (or no longer) a member: nothing to own.
+            self.rebalance = None;
+            return;
+        }
+        // What this member hosts and now owns needs no message.
+        let own: Vec<(ClusterIdentity, Pid)> = self
+            .local
+            .iter()
+            .filter(|(ci, _)| owner(&topology, ci).is_some_and(|o| o.id == me))
+            .map(|(ci, p)| (ci.clone(), p.clone()))
+            .collect();
+        for (ci, pid) in own {
+            self.take_over(ctx, ci, pid);
+        }
+        let mut sinks = HashMap::new();
+        for m in topology.members.iter().filter(|m| m.id != self.me) {
+            sinks.insert(m.address(), HandoverSink::default());
+        }
+        self.rebalance = Some(Rebalance { hash: topology.hash, started: Instant::now(), sinks });
+        let addresses: Vec<String> = topology.members.iter().filter(|m| m.id != self.me).map(|m| m.address()).collect();
+        for address in addresses {
+            self.pull(ctx, &address);
+        }
+        // A rebalance that cannot complete (a member that does not answer and
+        // is not yet declared dead) must not park requests forever.
+        let hash = topology.hash;
+        ctx.reenter_after(
+            tokio::time::sleep(self.config.rebalance_timeout),
+            move |me: &mut PartitionActor, ctx, ()| {
+                if me.rebalance.as_ref().is_some_and(|r| r.hash == hash) {
+                    let missing: Vec<String> = me.rebalance.as_ref().map_or_else(Vec::new, |r| {
+                        r.sinks.iter().filter(|(_, s)| !s.is_complete()).map(|(a, _)| a.clone()).collect()
+                    });
+                    tracing::warn!(
+                        hash,
+                        ?missing,
+                        "rebalance timed out; continuing without the members that did not answer"
+                    );
+                    me.finish_rebalance(ctx);
+                }
+                Ok(())
+            },
+        );
+        self.maybe_finish(ctx);
+    }
+
+    fn pull(&mut self, ctx: &mut Context, address: &str) {
+        let Some(rebalance) = &self.rebalance else { return };
+        let hash = rebalance.hash;
+        let request = IdentityHandoverRequest {
+            current_topology: Some(identity_handover_request::Topology {
+                topology_hash: hash,
+                members: self.topology.members.clone(),
+            }),
+            address: self.cluster.address().to_string(),
+            delta_topology: None,
+        };
+        ctx.request(&Self::partition_of(address), request);
+        let address = address.to_string();
+        ctx.reenter_after(
+            tokio::time::sleep(self.config.handover_request_timeout),
+            move |me: &mut PartitionActor, ctx, ()| {
+                let pending = me
+                    .rebalance
+                    .as_ref()
+                    .is_some_and(|r| r.hash == hash && r.sinks.get(&address).is_some_and(|s| !s.is_complete()));
+                if pending {
+                    tracing::debug!(%address, "handover request unanswered; asking again");
+                    me.pull(ctx, &address);
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Answers a pull: the activations here that the requester owns under
+    /// its topology, in chunks. If this member is not on that topology yet,
+    /// says so (chunk 0) and the requester asks again.
+    fn handover(&mut self, ctx: &mut Context, request: &IdentityHandoverRequest) {
+        let Some(requester) = ctx.sender().cloned() else { return };
+        let Some(theirs) = &request.current_topology else { return };
+        if theirs.topology_hash != self.topology.hash {
+            let not_ready = IdentityHandover {
+                chunk_id: 0,
+                r#final: true,
+                topology_hash: self.topology.hash,
+                ..Default::default()
+            };
+            ctx.request(&requester, not_ready);
+            return;
+        }
+        let requester_member =
+            self.topology.members.iter().find(|m| m.address() == request.address).map(|m| m.id.clone());
+        let Some(requester_id) = requester_member else { return };
+        let topology = self.topology.clone();
+        let owned: Vec<Activation> = self
+            .local
+            .iter()
+            .filter(|(ci, _)| owner(&topology, ci).is_some_and(|o| o.id == requester_id))
+            .map(|(ci, pid)| Activation { pid: Some(pid.to_proto()), cluster_identity: Some(ci.clone()) })
+            .collect();
+        let total = owned.len();
+        let size = self.config.handover_chunk_size.max(1);
+        let chunks: Vec<&[Activation]> = if owned.is_empty() { vec![&[]] } else { owned.chunks(size).collect() };
+        let n = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let message = IdentityHandover {
+                actors: chunk.to_vec(),
+                chunk_id: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                r#final: i + 1 == n,
+                topology_hash: topology.hash,
+                skipped: 0,
+                sent: i32::try_from(total).unwrap_or(i32::MAX),
+            };
+            ctx.request(&requester, message);
+        }
+        tracing::debug!(to = %request.address, activations = total, chunks = n, "handed over");
+    }
+
+    fn received_handover(&mut self, ctx: &mut Context, chunk: IdentityHandover) {
+        let Some(from) = ctx.sender().map(|p| p.address().to_string()) else { return };
+        let Some(rebalance) = &mut self.rebalance else { return };
+        if chunk.topology_hash != rebalance.hash {
+            if chunk.chunk_id == 0 {
+                // The member is not on our topology yet; ask again shortly.
+                let hash = rebalance.hash;
+                ctx.reenter_after(
+                    tokio::time::sleep(Duration::from_millis(50)),
+                    move |me: &mut PartitionActor, ctx, ()| {
+                        if me.rebalance.as_ref().is_some_and(|r| r.hash == hash) {
+                            me.pull(ctx, &from);
+                        }
+                        Ok(())
+                    },
+                );
+            }
+            return;
+        }
+        let Some(sink) = rebalance.sinks.get_mut(&from) else { return };
+        if !sink.receive(chunk.chunk_id, chunk.r#final) {
+            return;
+        }
+        for activation in chunk.actors {
+            if let (Some(ci), Some(pid)) = (activation.cluster_identity, activation.pid) {
+                self.take_over(ctx, ci, Pid::from_proto(&pid));
+            }
+        }
+        self.maybe_finish(ctx);
+    }
+
+    fn take_over(&mut self, ctx: &mut Context, ci: ClusterIdentity, pid: Pid) {
+        match self.directory.get(&ci) {
+            None => {
+                self.directory.insert(ci, pid);
+            }
+            Some(existing) if existing == &pid => {}
+            Some(existing) => {
+                // Two activations of one identity (views diverged while it was
+                // activated): keep the one requests already go to.
+                tracing::error!(grain = %ci, kept = %existing, stopped = %pid, "duplicate activation found in handover; stopping one");
+                ctx.stop(&pid);
+            }
+        }
+    }
+
+    fn maybe_finish(&mut self, ctx: &mut Context) {
+        if self.rebalance.as_ref().is_some_and(|r| r.sinks.values().all(HandoverSink::is_complete)) {
+            self.finish_rebalance(ctx);
+        }
+    }
+
+    fn finish_rebalance(&mut self, ctx: &mut Context) {
+        if let Some(r) = self.rebalance.take() {
+            tracing::debug!(hash = r.hash, owned = self.directory.len(), took = ?r.started.elapsed(), "rebalance complete");
+        }
+        for (request, reply_to) in std::mem::take(&mut self.parked) {
+            self.activate(ctx, request, reply_to);
+        }
+    }
+}
+
+impl Actor for PartitionActor {
+    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+        if let Some(request) = ctx.take_message::<ActivationRequest>() {
+            let reply_to = ctx.sender().cloned();
+            self.activate(ctx, request, reply_to);
+        } else if let Some(chunk) = ctx.take_message::<IdentityHandover>() {
+            self.received_handover(ctx, chunk);
+        } else if let Some(request) = ctx.take_message::<IdentityHandoverRequest>() {
+            self.handover(ctx, &request);
+        } else if let Some(TopologyChanged(t)) = ctx.take_message::<TopologyChanged>() {
+            self.topology_changed(ctx, t);
+        } else if let Some(event) = ctx.take_message::<ActivationTerminating>() {
+            self.local_terminated(ctx, &event);
+        } else if let Some(t) = ctx.take_message::<ActivationTerminated>() {
+            if let (Some(ci), Some(pid)) = (t.cluster_identity, t.pid) {
+                self.forget(&ci, &Pid::from_proto(&pid));
+            }
+        } else if ctx.message_is::<Leave>() {
+            self.leaving = true;
+            let pids: Vec<Pid> = self.local.values().cloned().collect();
+            for (request, reply_to) in std::mem::take(&mut self.parked) {
+                self.activate(ctx, request, reply_to);
+            }
+            ctx.respond(LocalActivations(pids));
+        } else if ctx.message_is::<PartitionStats>() {
+            ctx.respond(PartitionStatsResponse {
+                owned: self.directory.len(),
+                hosted: self.local.len(),
+                rebalancing: self.rebalance.is_some(),
+            });
+        } else if ctx.message_is::<DeadLetterResponse>() {
+            // A pull to a member that is gone; the topology change that
+            // removes it restarts the rebalance.
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! Fixtures for the multi-member cluster tests: members and clients in one
+//! process sharing an in-memory provider, an echo grain that reports where
+//! it lives, and poll-with-deadline helpers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use protoactor_actor::prelude::*;
+use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, InMemoryAgent, InMemoryProvider, Kind};
+use protoactor_identity_lookup_partition::{PartitionConfig, PartitionIdentityLookup};
+
+/// Asks an echo grain to answer with [`Pong`].
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Ping {
+    /// Echoed back.
+    #[prost(string, tag = "1")]
+    pub message: String,
+}
+impl ::prost::Name for Ping {
+    const NAME: &'static str = "Ping";
+    const PACKAGE: &'static str = "tests";
+    fn full_name() -> String {
+        "tests.Ping".into()
+    }
+}
+
+/// The echo grain's answer: the message, and who answered from where.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Pong {
+    /// The ping's message.
+    #[prost(string, tag = "1")]
+    pub message: String,
+    /// The grain's identity.
+    #[prost(string, tag = "2")]
+    pub identity: String,
+    /// The grain's kind.
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    /// The member address it lives on.
+    #[prost(string, tag = "4")]
+    pub address: String,
+    /// Messages this activation has handled (fresh state starts at 1).
+    #[prost(uint64, tag = "5")]
+    pub count: u64,
+}
+impl ::prost::Name for Pong {
+    const NAME: &'static str = "Pong";
+    const PACKAGE: &'static str = "tests";
+    fn full_name() -> String {
+        "tests.Pong".into()
+    }
+}
+
+/// Counts activations of the echo kinds across the whole process.
+#[derive(Debug, Default)]
+pub struct Activations {
+    started: AtomicUsize,
+    stopped: AtomicUsize,
+}
+
+impl Activations {
+    /// Activations started so far.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+    /// Activations stopped so far.
+    pub fn stopped(&self) -> usize {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+struct Echo {
+    count: u64,
+    activations: Arc<Activations>,
+}
+
+impl Actor for Echo {
+    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+        if ctx.message_is::<Started>() {
+            self.activations.started.fetch_add(1, Ordering::SeqCst);
+        } else if ctx.message_is::<Stopped>() {
+            self.activations.stopped.fetch_add(1, Ordering::SeqCst);
+        } else if let Some(ping) = ctx.message::<Ping>() {
+            self.count += 1;
+            let (identity, kind) =
+                ctx.cluster_identity().map(|i| (i.identity.clone(), i.kind.clone())).unwrap_or_default();
+            let pong = Pong {
+                message: ping.message.clone(),
+                identity,
+                kind,
+                address: ctx.system().address().to_string(),
+                count: self.count,
+            };
+            ctx.respond(pong);
+        }
+        Ok(())
+    }
+}
+
+/// A kind `name` of echo grains counting into `activations`.
+pub fn echo_kind(name: &str, activations: &Arc<Activations>) -> Kind {
+    let activations = activations.clone();
+    Kind::new(name, Props::from_producer(move || Echo { count: 0, activations: activations.clone() }))
+}
+
+/// Lookup settings for tests: short timeouts so failures show quickly.
+pub fn test_lookup() -> PartitionIdentityLookup {
+    PartitionIdentityLookup::with_config(PartitionConfig {
+        get_pid_timeout: Duration::from_secs(2),
+        handover_request_timeout: Duration::from_millis(500),
+        rebalance_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+}
+
+/// A cluster configuration for tests on `agent`, hosting `kinds`.
+pub fn test_config(agent: &InMemoryAgent, kinds: &[Kind]) -> ClusterConfig {
+    let mut config = ClusterConfig::new("test", InMemoryProvider::new(agent), test_lookup())
+        .with_remote(
+            protoactor_remote::RemoteConfig::bind("127.0.0.1", 0)
+                .with_protobuf::<Ping>()
+                .with_protobuf::<Pong>()
+                .with_retries(2, Duration::from_millis(50)),
+        )
+        .with_request_timeout(Duration::from_secs(4))
+        .with_request_deadline(Duration::from_secs(20))
+        .with_gossip_interval(Duration::from_millis(100));
+    for k in kinds {
+        config = config.with_kind(k.clone());
+    }
+    config
+}
+
+/// Starts a member on a new actor system.
+pub async fn start_member(config: ClusterConfig) -> Cluster {
+    let system = ActorSystem::new();
+    let cluster = Cluster::new(&system, config).expect("cluster config");
+    cluster.start_member().await.expect("member starts");
+    cluster
+}
+
+/// Starts a client on a new actor system.
+pub async fn start_client(config: ClusterConfig) -> Cluster {
+    let system = ActorSystem::new();
+    let cluster = Cluster::new(&system, config).expect("cluster config");
+    cluster.start_client().await.expect("client starts");
+    cluster
+}
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every cluster sees exactly `n` members.
+pub async fn wait_members(clusters: &[&Cluster], n: usize) -> bool {
+    eventually(Duration::from_secs(10), || clusters.iter().all(|c| c.member_list().topology().members.len() == n)).await
+}
+
+/// Installs a tracing subscriber honouring `RUST_LOG` (once per process).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
