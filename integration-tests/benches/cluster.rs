@@ -45,6 +45,12 @@ impl prost::Name for Resp {
 const KIND: &str = "echo";
 const CONCURRENCY: usize = 300;
 
+/// `cargo test --all-targets` runs benches once in test mode (no `--bench`
+/// argument): use small sizes there, the full ones under `cargo bench`.
+fn size(full: usize) -> usize {
+    if std::env::args().any(|a| a == "--bench") { full } else { (full / 50).max(10) }
+}
+
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
@@ -127,7 +133,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let fresh = AtomicU64::new(0);
-    let batch = 3_000usize;
+    let batch = size(3_000);
     group.throughput(Throughput::Elements(batch as u64));
     group.sample_size(10);
     group.bench_function("activation", |b| {
@@ -138,9 +144,9 @@ fn benches(c: &mut Criterion) {
         )
     });
 
-    let grains = 10_000usize;
+    let grains = size(10_000);
     rt.block_on(fan(&members, grains, |k| format!("g-{k}")));
-    let requests = 20_000usize;
+    let requests = size(20_000);
     group.throughput(Throughput::Elements(requests as u64));
     group.bench_function("throughput-10k-grains", |b| {
         b.iter_custom(|iters| {
