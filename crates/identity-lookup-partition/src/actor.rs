@@ -58,6 +58,10 @@ struct Rebalance {
     started: Instant,
     /// Address -> chunks received from that member.
     sinks: HashMap<String, HandoverSink>,
+    /// Address -> number of the latest pull sent to it. A retry (timer or
+    /// "not ready" answer) acts only if no newer pull went out since, so
+    /// retries never multiply.
+    attempts: HashMap<String, u32>,
 }
 
 pub(crate) struct PartitionActor {
@@ -208,7 +212,8 @@ impl PartitionActor {
         for m in topology.members.iter().filter(|m| m.id != self.me) {
             sinks.insert(m.address(), HandoverSink::default());
         }
-        self.rebalance = Some(Rebalance { hash: topology.hash, started: Instant::now(), sinks });
+        self.rebalance =
+            Some(Rebalance { hash: topology.hash, started: Instant::now(), sinks, attempts: HashMap::new() });
         let addresses: Vec<String> = topology.members.iter().filter(|m| m.id != self.me).map(|m| m.address()).collect();
         for address in addresses {
             self.pull(ctx, &address);
@@ -237,8 +242,11 @@ impl PartitionActor {
     }
 
     fn pull(&mut self, ctx: &mut Context, address: &str) {
-        let Some(rebalance) = &self.rebalance else { return };
+        let Some(rebalance) = &mut self.rebalance else { return };
         let hash = rebalance.hash;
+        let attempt = rebalance.attempts.entry(address.to_string()).or_insert(0);
+        *attempt += 1;
+        let attempt = *attempt;
         let request = IdentityHandoverRequest {
             current_topology: Some(identity_handover_request::Topology {
                 topology_hash: hash,
@@ -248,21 +256,26 @@ impl PartitionActor {
             delta_topology: None,
         };
         ctx.request(&Self::partition_of(address), request);
+        self.retry_pull_after(ctx, address, attempt, self.config.handover_request_timeout);
+    }
+
+    /// Pulls from `address` again after `delay`, unless its handover
+    /// completed or another pull was sent meanwhile.
+    fn retry_pull_after(&self, ctx: &mut Context, address: &str, attempt: u32, delay: Duration) {
+        let Some(hash) = self.rebalance.as_ref().map(|r| r.hash) else { return };
         let address = address.to_string();
-        ctx.reenter_after(
-            tokio::time::sleep(self.config.handover_request_timeout),
-            move |me: &mut PartitionActor, ctx, ()| {
-                let pending = me
-                    .rebalance
-                    .as_ref()
-                    .is_some_and(|r| r.hash == hash && r.sinks.get(&address).is_some_and(|s| !s.is_complete()));
-                if pending {
-                    tracing::debug!(%address, "handover request unanswered; asking again");
-                    me.pull(ctx, &address);
-                }
-                Ok(())
-            },
-        );
+        ctx.reenter_after(tokio::time::sleep(delay), move |me: &mut PartitionActor, ctx, ()| {
+            let due = me.rebalance.as_ref().is_some_and(|r| {
+                r.hash == hash
+                    && r.attempts.get(&address) == Some(&attempt)
+                    && r.sinks.get(&address).is_some_and(|s| !s.is_complete())
+            });
+            if due {
+                tracing::debug!(%address, attempt, "handover not complete; asking again");
+                me.pull(ctx, &address);
+            }
+            Ok(())
+        });
     }
 
     /// Answers a pull: the activations here that the requester owns under
@@ -315,16 +328,8 @@ impl PartitionActor {
         if chunk.topology_hash != rebalance.hash {
             if chunk.chunk_id == 0 {
                 // The member is not on our topology yet; ask again shortly.
-                let hash = rebalance.hash;
-                ctx.reenter_after(
-                    tokio::time::sleep(Duration::from_millis(50)),
-                    move |me: &mut PartitionActor, ctx, ()| {
-                        if me.rebalance.as_ref().is_some_and(|r| r.hash == hash) {
-                            me.pull(ctx, &from);
-                        }
-                        Ok(())
-                    },
-                );
+                let attempt = rebalance.attempts.get(&from).copied().unwrap_or(0);
+                self.retry_pull_after(ctx, &from, attempt, Duration::from_millis(50));
             }
             return;
         }
