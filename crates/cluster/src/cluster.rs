@@ -87,6 +87,16 @@ impl fmt::Debug for Cluster {
     }
 }
 
+/// A member the cluster declared dead stops for good (ungracefully: the
+/// others already moved on).
+fn shut_down_in_background(inner: &std::sync::Weak<Inner>) {
+    if let Some(inner) = inner.upgrade() {
+        let cluster = Cluster { inner };
+        let runtime = cluster.inner.system.runtime().clone();
+        runtime.spawn(async move { cluster.shutdown(false).await });
+    }
+}
+
 /// Registers the cluster's wire messages with remoting.
 fn register_messages(config: &mut protoactor_remote::RemoteConfig) {
     let s = config.serialization_mut();
@@ -190,13 +200,14 @@ impl Cluster {
         let inner = &self.inner;
         inner.remote.start().await?;
         let weak = Arc::downgrade(inner);
-        inner.member_list.on_self_blocked(move || {
-            if let Some(inner) = weak.upgrade() {
-                let cluster = Cluster { inner };
-                let runtime = cluster.inner.system.runtime().clone();
-                runtime.spawn(async move { cluster.shutdown(false).await });
-            }
+        inner.member_list.on_self_blocked(move || shut_down_in_background(&weak));
+        // A peer refusing us means the cluster declared us dead: leave for good.
+        let weak = Arc::downgrade(inner);
+        let subscription = inner.system.event_stream().subscribe::<protoactor_remote::BlockedByPeer>(move |e| {
+            tracing::warn!(peer = %e.address, "a peer refused this member as blocked; shutting down");
+            shut_down_in_background(&weak);
         });
+        inner.subscriptions.lock().push(subscription);
         // Members that left take their activations with them.
         let cache = inner.pid_cache.clone();
         let subscription = inner.system.event_stream().subscribe::<ClusterTopology>(move |t| {

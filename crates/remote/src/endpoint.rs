@@ -341,6 +341,8 @@ impl Writer {
             match inbound.message().await.map_err(|e| failed(&e))? {
                 Some(RemoteMessage { message_type: Some(MessageType::ConnectResponse(r)) }) => {
                     if r.blocked {
+                        let address = self.endpoint.address.to_string();
+                        remote.system.event_stream().publish(crate::remote::BlockedByPeer { address });
                         return Err(ConnectError::Blocked);
                     }
                     remote.system.event_stream().publish(EndpointConnected {

@@ -52,7 +52,7 @@ pub mod proto {
 pub use activator::ACTIVATOR;
 pub use config::{RemoteConfig, TlsConfig};
 pub use error::Error;
-pub use remote::{EndpointConnected, EndpointTerminated, Remote};
+pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};
 pub use wire::UndeliveredRemoteMessage;
 

@@ -36,6 +36,15 @@ pub struct EndpointTerminated {
     pub reason: String,
 }
 
+/// Published when a peer refused our connection because this system's id is
+/// on its block list. A cluster member that sees this has been declared dead
+/// by the others and shuts itself down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedByPeer {
+    /// The peer that refused.
+    pub address: String,
+}
+
 /// Published when an outbound connection completed its handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConnected {
