@@ -72,6 +72,8 @@ struct Inner {
     pid_cache: Arc<PidCache>,
     gossip: Gossiper,
     state: Mutex<RunState>,
+    /// True once `shutdown` finished; later callers wait on it.
+    stopped: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     subscriptions: Mutex<Vec<Subscription>>,
 }
@@ -145,6 +147,7 @@ impl Cluster {
                 pid_cache: Arc::new(PidCache::new()),
                 gossip,
                 state: Mutex::new(RunState::Created),
+                stopped: tokio::sync::watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
                 subscriptions: Mutex::new(Vec::new()),
             }),
@@ -241,12 +244,17 @@ impl Cluster {
         let was = {
             let mut state = self.inner.state.lock();
             let was = *state;
-            if matches!(was, RunState::Stopping | RunState::Stopped) {
-                return;
+            if !matches!(was, RunState::Stopping | RunState::Stopped) {
+                *state = RunState::Stopping;
             }
-            *state = RunState::Stopping;
             was
         };
+        if matches!(was, RunState::Stopping | RunState::Stopped) {
+            // Another caller is stopping it: return when that is done.
+            let mut stopped = self.inner.stopped.subscribe();
+            let _ = stopped.wait_for(|s| *s).await;
+            return;
+        }
         let inner = &self.inner;
         let span = tracing::info_span!("cluster shutdown", member = %self.id(), graceful);
         async {
@@ -277,6 +285,7 @@ impl Cluster {
             }
             inner.system.shutdown().await;
             *inner.state.lock() = RunState::Stopped;
+            inner.stopped.send_replace(true);
             tracing::info!("left the cluster");
         }
         .instrument(span)
@@ -294,6 +303,9 @@ impl Cluster {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if attempt > 1 && self.is_stopping() {
+                return Err(Error::NotRunning);
+            }
             let reason = match self.resolve(identity, kind).await {
                 Ok(Some(pid)) => return Ok(pid),
                 Ok(None) => "no activation is available yet".to_string(),
@@ -331,6 +343,9 @@ impl Cluster {
         let mut member = String::from("none");
         loop {
             attempt += 1;
+            if attempt > 1 && self.is_stopping() {
+                return Err(Error::NotRunning);
+            }
             let pid = match inner.pid_cache.get(identity, kind) {
                 Some(pid) => Some(pid),
                 None => {
@@ -517,6 +532,10 @@ impl Cluster {
     /// This member's remote address.
     pub fn address(&self) -> Arc<str> {
         self.inner.system.address()
+    }
+
+    fn is_stopping(&self) -> bool {
+        matches!(*self.inner.state.lock(), RunState::Stopping | RunState::Stopped)
     }
 
     /// True if started as a client.
