@@ -1,0 +1,72 @@
+//! # protoactor-cluster-provider-automanaged
+//!
+//! Cluster membership with no external server. Every member serves a small
+//! HTTP health endpoint (`GET /_protoactor/member`, answering its
+//! [`MemberInfo`] as JSON) and polls the configured list of peers' health
+//! addresses on an interval. The cluster is this member plus every peer that
+//! answered for the same cluster name within the missed-poll limit.
+//!
+//! ```no_run
+//! use protoactor_actor::prelude::*;
+//! use protoactor_cluster::{Cluster, ClusterConfig, Kind};
+//! use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider};
+//! use protoactor_identity_lookup_partition::PartitionIdentityLookup;
+//!
+//! # async fn demo() -> Result<(), protoactor_cluster::Error> {
+//! // The same list on every member: each one's health address.
+//! let peers = ["10.0.0.1:6330", "10.0.0.2:6330", "10.0.0.3:6330"];
+//! let provider = AutomanagedProvider::new(AutomanagedConfig::new(peers).with_bind("0.0.0.0", 6330));
+//! let echo = Props::from_fn(|ctx| {
+//!     if let Some(n) = ctx.message::<u64>() {
+//!         ctx.respond(*n);
+//!     }
+//!     Ok(())
+//! });
+//! let system = ActorSystem::new();
+//! let config = ClusterConfig::new("demo", provider.clone(), PartitionIdentityLookup::new())
+//!     .with_kind(Kind::new("echo", echo));
+//! let cluster = Cluster::new(&system, config)?;
+//! cluster.start_member().await?;
+//! println!("health endpoint on {:?}", provider.health_address());
+//! cluster.shutdown(true).await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Rules
+//!
+//! * Peers are `host:port` health addresses; listing a member's own address
+//!   on it is fine (every member can share one list).
+//! * All peers are polled at once every
+//!   [poll interval](AutomanagedConfig::with_poll_interval), each with its
+//!   own [timeout](AutomanagedConfig::with_timeout). A member that misses
+//!   [`missed_polls`](AutomanagedConfig::with_missed_polls) polls in a row
+//!   leaves the topology, and the member list blocks its id for good.
+//! * A restarted process answers with a new member id: the old id leaves
+//!   at once, the new one joins.
+//! * A peer answering for another cluster name is ignored, with a warning
+//!   (at most once a minute per peer) naming both names. Addresses where
+//!   nothing listens, or where something other than a protoactor member
+//!   answers (404, not JSON, another shape), count as misses.
+//! * A client ([`Cluster::start_client`](protoactor_cluster::Cluster::start_client))
+//!   polls without serving.
+//! * Shutting down stops serving at once, graceful or not; peers notice
+//!   after their missed-poll limit (gossip tells them sooner on a graceful
+//!   leave).
+//!
+//! ## Security
+//!
+//! The endpoint is plain HTTP without authentication: anyone who can reach
+//! it learns the member's id, remoting address and kinds, and anyone who can
+//! answer on a peer address can claim to be a member. Bind it to the
+//! cluster's private network only, as you would the remoting port.
+
+mod config;
+mod health;
+mod peers;
+mod poll;
+mod provider;
+
+pub use config::{AutomanagedConfig, DEFAULT_PORT};
+pub use health::{HEALTH_PATH, MemberInfo, MemberStatus};
+pub use peers::PeerView;
+pub use provider::AutomanagedProvider;
