@@ -3,17 +3,41 @@
 //! the topology (with block lists) and the graceful-leave flag, and answers
 //! consensus questions ("does every member report the same value for key K?").
 //!
-//! STUB: the API the rest of the crate uses; the implementation is being written.
+//! Semantics follow protoactor-dotnet (`Gossip/*.cs`):
+//!
+//! * Each member writes only its own entries; every write bumps the member's
+//!   sequence number (shared by all its keys). A receiver keeps a remote entry
+//!   only if its sequence number is higher than the one it has, and stamps it
+//!   with its *own* clock, so heartbeat ages are measured on one clock.
+//! * Per (target, owner) the sender remembers the highest sequence number the
+//!   target acknowledged, sends only newer entries (at most `max_send` member
+//!   states per message) and raises the watermark only once the target
+//!   answered without rejecting.
+//! * Every tick (members only, once joined): block members whose heartbeat is
+//!   too old (when enabled), block members that set [`keys::LEFT`], write the
+//!   own heartbeat, then send deltas to up to `fanout` random members.
+//! * Gossip from blocked members, or members not in the topology, is refused.
+//! * A member's [`keys::TOPOLOGY`] entry carries its block list; merging it
+//!   blocks the same members here (cluster-wide blocking).
+//!
+//! Every accepted remote entry is published as a [`GossipUpdate`] on the
+//! actor system's event stream.
+
+mod actor;
+mod consensus;
+mod gossip_loop;
+mod gossiper;
+mod state;
+
+#[cfg(test)]
+mod simulation_tests;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_actor::ActorSystem;
-
-use crate::error::Error;
-use crate::member_list::MemberList;
+pub use consensus::ConsensusHandle;
+pub use gossiper::Gossiper;
 
 /// Gossip keys set by the cluster itself.
 pub mod keys {
@@ -29,7 +53,6 @@ pub mod keys {
 pub const GOSSIP_ACTOR: &str = "$gossip";
 
 /// Settings the gossiper runs with (from [`ClusterConfig`](crate::ClusterConfig)).
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct GossipSettings {
     pub(crate) interval: Duration,
@@ -42,58 +65,16 @@ pub(crate) struct GossipSettings {
 /// Produces this member's heartbeat: live activations per kind.
 pub(crate) type StatisticsFn = Arc<dyn Fn() -> HashMap<String, i64> + Send + Sync>;
 
-/// This member's handle on the gossip. Cheap to clone.
-#[derive(Clone)]
-pub struct Gossiper {
-    #[allow(dead_code)]
-    inner: Arc<Inner>,
-}
-
-#[allow(dead_code)]
-struct Inner {
-    system: ActorSystem,
-    member_list: MemberList,
-    settings: GossipSettings,
-    statistics: StatisticsFn,
-}
-
-impl fmt::Debug for Gossiper {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gossiper").finish_non_exhaustive()
-    }
-}
-
-impl Gossiper {
-    pub(crate) fn new(
-        system: &ActorSystem,
-        member_list: &MemberList,
-        settings: GossipSettings,
-        statistics: StatisticsFn,
-    ) -> Self {
-        Gossiper {
-            inner: Arc::new(Inner { system: system.clone(), member_list: member_list.clone(), settings, statistics }),
-        }
-    }
-
-    /// Spawns the gossip actor and starts the gossip loop.
-    pub(crate) async fn start(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    /// Stops the loop and the actor.
-    pub(crate) async fn shutdown(&self) {}
-
-    /// Sets this member's `key` to `value`.
-    pub fn set_state<T: prost::Message + prost::Name>(&self, _key: &str, _value: &T) {}
-
-    /// Every member's value for `key`, by member id.
-    pub fn get_state<T: prost::Message + prost::Name + Default>(&self, _key: &str) -> HashMap<String, T> {
-        HashMap::new()
-    }
-
-    /// Waits up to `timeout` until every active member reports the same
-    /// topology hash; returns it, or `None` on timeout.
-    pub async fn topology_consensus(&self, _timeout: Duration) -> Option<u64> {
-        None
-    }
+/// Published on the event stream for every remote gossip entry this member
+/// accepted (one with a higher sequence number than it had).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GossipUpdate {
+    /// The member that owns (wrote) the entry.
+    pub member_id: String,
+    /// The key.
+    pub key: String,
+    /// The value, a packed protobuf message.
+    pub value: prost_types::Any,
+    /// The owner's sequence number of this write.
+    pub sequence_number: i64,
 }
