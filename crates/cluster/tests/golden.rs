@@ -102,8 +102,12 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         (
             "gossip_request",
             // One member state only: map order is not deterministic.
-            GossipRequest { state: Some(GossipState { members: state }), member_id: "member-2".into(), request_id: "g1".into() }
-                .encode_to_vec(),
+            GossipRequest {
+                state: Some(GossipState { members: state }),
+                member_id: "member-2".into(),
+                request_id: "g1".into(),
+            }
+            .encode_to_vec(),
         ),
         ("gossip_response", GossipResponse { state: None, rejected: true }.encode_to_vec()),
     ]
