@@ -68,7 +68,7 @@ pub mod proto {
 pub use cluster::Cluster;
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
-pub use gossip::Gossiper;
+pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
 pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};
 pub use kind::{ActivationTerminating, GrainContext, Kind};
