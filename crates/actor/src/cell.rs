@@ -224,6 +224,11 @@ impl<A: Actor> ActorProcess<A> {
                         return true;
                     }
                 }
+                // A handler run from a system message (ReceiveTimeout, a
+                // reenter_after continuation) may have asked to stop itself.
+                if cell.ctx.stop_requested.load(Ordering::Relaxed) && cell.ctx.state == LifecycleState::Alive {
+                    continue;
+                }
             }
             if self.mailbox.is_suspended() {
                 return false;

@@ -132,3 +132,55 @@ async fn cancel_and_zero_stop_it_and_setting_again_rearms_it() {
     }
     system.shutdown().await;
 }
+
+/// Stopping itself from a receive timeout (idle passivation) stops the actor
+/// at once, with no further message to wake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_itself_on_timeout_stops_without_another_message() {
+    let system = ActorSystem::new();
+    let (tx, mut rx) = unbounded_channel();
+    let props = Props::from_fn(move |ctx: &mut Context| {
+        if ctx.message_is::<Started>() {
+            ctx.set_receive_timeout(Duration::from_millis(100));
+        }
+        if ctx.message_is::<protoactor_actor::ReceiveTimeout>() {
+            let me = ctx.self_pid().clone();
+            ctx.stop(&me);
+        }
+        let _ = tx.send((seen(ctx), Instant::now()));
+        Ok(())
+    });
+    let pid = system.root().spawn(props);
+    let events = recv_until(&mut rx, WAIT, |(s, _)| *s == Seen::Stopped).await;
+    assert!(events.iter().any(|(s, _)| *s == Seen::ReceiveTimeout));
+    assert!(!system.is_registered(&pid), "a stopped actor is unregistered");
+    system.shutdown().await;
+}
+
+/// Stops itself from a `reenter_after` continuation started on `Started`.
+struct StopsInReentry(UnboundedSender<(Seen, Instant)>);
+
+impl protoactor_actor::Actor for StopsInReentry {
+    async fn receive(&mut self, ctx: &mut Context) -> protoactor_actor::ActorResult {
+        if ctx.message_is::<Started>() {
+            ctx.reenter_after(async {}, |_: &mut StopsInReentry, ctx: &mut Context, ()| {
+                let me = ctx.self_pid().clone();
+                ctx.stop(&me);
+                Ok(())
+            });
+        }
+        let _ = self.0.send((seen(ctx), Instant::now()));
+        Ok(())
+    }
+}
+
+/// The same from a `reenter_after` continuation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_itself_in_a_reentry_stops_without_another_message() {
+    let system = ActorSystem::new();
+    let (tx, mut rx) = unbounded_channel();
+    system.root().spawn(Props::from_producer(move || StopsInReentry(tx.clone())));
+    let events = recv_until(&mut rx, WAIT, |(s, _)| *s == Seen::Stopped).await;
+    assert_eq!(events.first().map(|(s, _)| s.clone()), Some(Seen::Started));
+    system.shutdown().await;
+}
