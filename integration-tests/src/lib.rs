@@ -6,6 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod harness;
+mod ordering;
+
+pub use harness::{CountingLookup, Node, TestCluster};
+pub use ordering::{AggregatorStats, GetStats, SendTo, SendToResult, Seq, aggregator_kind, spawn_sender};
+
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, InMemoryAgent, InMemoryProvider, Kind};
 use protoactor_identity_lookup_partition::{PartitionConfig, PartitionIdentityLookup};
@@ -52,6 +58,43 @@ impl ::prost::Name for Pong {
     }
 }
 
+/// Implements `prost::Name` for a test message in package `tests`.
+macro_rules! test_message_name {
+    ($t:ident) => {
+        impl ::prost::Name for $t {
+            const NAME: &'static str = stringify!($t);
+            const PACKAGE: &'static str = "tests";
+            fn full_name() -> String {
+                concat!("tests.", stringify!($t)).into()
+            }
+        }
+    };
+}
+pub(crate) use test_message_name;
+
+/// Asks an echo grain for a [`Pong`] that it sends only after `delay_ms`;
+/// the grain keeps handling other messages meanwhile.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SlowPing {
+    /// Echoed back.
+    #[prost(string, tag = "1")]
+    pub message: String,
+    /// How long the grain waits before answering.
+    #[prost(uint64, tag = "2")]
+    pub delay_ms: u64,
+}
+test_message_name!(SlowPing);
+
+/// Asks an echo grain to answer [`Ack`] and then stop.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Die {}
+test_message_name!(Die);
+
+/// An empty acknowledgement.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Ack {}
+test_message_name!(Ack);
+
 /// Counts activations of the echo kinds across the whole process.
 #[derive(Debug, Default)]
 pub struct Activations {
@@ -68,6 +111,12 @@ impl Activations {
     pub fn stopped(&self) -> usize {
         self.stopped.load(Ordering::SeqCst)
     }
+    pub(crate) fn record_started(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+    pub(crate) fn record_stopped(&self) {
+        self.stopped.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 struct Echo {
@@ -75,24 +124,34 @@ struct Echo {
     activations: Arc<Activations>,
 }
 
+impl Echo {
+    fn pong(&mut self, ctx: &Context, message: String) -> Pong {
+        self.count += 1;
+        let (identity, kind) = ctx.cluster_identity().map(|i| (i.identity.clone(), i.kind.clone())).unwrap_or_default();
+        Pong { message, identity, kind, address: ctx.system().address().to_string(), count: self.count }
+    }
+}
+
 impl Actor for Echo {
     async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
         if ctx.message_is::<Started>() {
-            self.activations.started.fetch_add(1, Ordering::SeqCst);
+            self.activations.record_started();
         } else if ctx.message_is::<Stopped>() {
-            self.activations.stopped.fetch_add(1, Ordering::SeqCst);
+            self.activations.record_stopped();
         } else if let Some(ping) = ctx.message::<Ping>() {
-            self.count += 1;
-            let (identity, kind) =
-                ctx.cluster_identity().map(|i| (i.identity.clone(), i.kind.clone())).unwrap_or_default();
-            let pong = Pong {
-                message: ping.message.clone(),
-                identity,
-                kind,
-                address: ctx.system().address().to_string(),
-                count: self.count,
-            };
+            let pong = self.pong(ctx, ping.message.clone());
             ctx.respond(pong);
+        } else if let Some(slow) = ctx.message::<SlowPing>() {
+            let pong = self.pong(ctx, slow.message.clone());
+            let delay = tokio::time::sleep(Duration::from_millis(slow.delay_ms));
+            ctx.reenter_after(delay, move |_: &mut Echo, ctx, ()| {
+                ctx.respond(pong);
+                Ok(())
+            });
+        } else if ctx.message_is::<Die>() {
+            ctx.respond(Ack {});
+            let me = ctx.self_pid().clone();
+            ctx.stop(&me);
         }
         Ok(())
     }
@@ -114,15 +173,33 @@ pub fn test_lookup() -> PartitionIdentityLookup {
     })
 }
 
+/// Remoting for tests: localhost, any port, every test message registered.
+pub fn test_remote() -> protoactor_remote::RemoteConfig {
+    protoactor_remote::RemoteConfig::bind("127.0.0.1", 0)
+        .with_protobuf::<Ping>()
+        .with_protobuf::<Pong>()
+        .with_protobuf::<SlowPing>()
+        .with_protobuf::<Die>()
+        .with_protobuf::<Ack>()
+        .with_protobuf::<Seq>()
+        .with_protobuf::<GetStats>()
+        .with_protobuf::<AggregatorStats>()
+        .with_retries(2, Duration::from_millis(50))
+}
+
 /// A cluster configuration for tests on `agent`, hosting `kinds`.
 pub fn test_config(agent: &InMemoryAgent, kinds: &[Kind]) -> ClusterConfig {
-    let mut config = ClusterConfig::new("test", InMemoryProvider::new(agent), test_lookup())
-        .with_remote(
-            protoactor_remote::RemoteConfig::bind("127.0.0.1", 0)
-                .with_protobuf::<Ping>()
-                .with_protobuf::<Pong>()
-                .with_retries(2, Duration::from_millis(50)),
-        )
+    test_config_with_lookup(agent, kinds, test_lookup())
+}
+
+/// [`test_config`] with another identity lookup (e.g. a [`CountingLookup`]).
+pub fn test_config_with_lookup(
+    agent: &InMemoryAgent,
+    kinds: &[Kind],
+    lookup: impl protoactor_cluster::IdentityLookup,
+) -> ClusterConfig {
+    let mut config = ClusterConfig::new("test", InMemoryProvider::new(agent), lookup)
+        .with_remote(test_remote())
         .with_request_timeout(Duration::from_secs(4))
         .with_request_deadline(Duration::from_secs(20))
         .with_gossip_interval(Duration::from_millis(100));
@@ -174,3 +251,5 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+pub mod churn;

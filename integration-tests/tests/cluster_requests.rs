@@ -1,0 +1,92 @@
+//! Request behaviour (ports of .NET `HandlesSlowResponsesCorrectly`,
+//! `ReSpawnsClusterActorsFromDifferentNodes`, `CanRespawnVirtualActors`):
+//! late replies still count, and grains that stopped come back fresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use protoactor_integration_tests::*;
+use tokio::time::Instant;
+
+/// A reply that comes after the per-attempt timeout (500 ms) but within the
+/// deadline is returned: the grain answers 1.2 s after the first attempt;
+/// the retry does not discard it. The pong returned is the first attempt's
+/// (count 1), which proves the late reply was the one that counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_slow_responses_correctly() {
+    init_tracing();
+    let activations = Arc::new(Activations::default());
+    let tc = TestCluster::start_with(&[echo_kind("echo", &activations)], |c| {
+        c.with_request_timeout(Duration::from_millis(500)).with_request_deadline(Duration::from_secs(10))
+    })
+    .await;
+    for node in [&tc.members[0], &tc.client] {
+        let id = format!("slow-{}", node.id());
+        let started = Instant::now();
+        let pong: Pong =
+            node.request(&id, "echo", SlowPing { message: "zzz".into(), delay_ms: 1200 }).await.expect("slow pong");
+        let took = started.elapsed();
+        assert_eq!((pong.identity.as_str(), pong.message.as_str()), (id.as_str(), "zzz"));
+        assert!(took >= Duration::from_millis(1200), "the reply came after the delay ({took:?})");
+        assert!(took < Duration::from_secs(5), "well within the deadline ({took:?})");
+        assert_eq!(pong.count, 1, "the first attempt's reply is returned");
+    }
+    assert_eq!(activations.started(), 2, "retries reached the same activation");
+    tc.shutdown().await;
+}
+
+/// After an activation stops (`Die`), a request from another member that
+/// still caches its old pid activates it again, with fresh state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn respawns_cluster_actors_from_different_nodes() {
+    init_tracing();
+    let activations = Arc::new(Activations::default());
+    let tc = TestCluster::start(&[echo_kind("echo", &activations)]).await;
+    let (a, b) = (&tc.members[0], &tc.members[1]);
+    let first: Pong = a.request("phoenix", "echo", Ping { message: "a".into() }).await.expect("pong from a");
+    let second: Pong = b.request("phoenix", "echo", Ping { message: "b".into() }).await.expect("pong from b");
+    assert_eq!((first.count, second.count), (1, 2), "both reach one activation");
+    let old = b.pid_cache().get("phoenix", "echo").expect("b caches the activation");
+
+    let _: Ack = a.request("phoenix", "echo", Die {}).await.expect("die acknowledged");
+    let again: Pong =
+        b.request("phoenix", "echo", Ping { message: "b again".into() }).await.expect("pong after respawn");
+    assert_eq!(again.count, 1, "a fresh activation answered");
+    assert_eq!(activations.started(), 2);
+    assert_eq!(activations.stopped(), 1);
+    let new = b.pid_cache().get("phoenix", "echo").expect("b caches the new activation");
+    assert_ne!(new, old, "the cache moved on from the dead pid");
+    tc.shutdown().await;
+}
+
+/// CanRespawnVirtualActors: activate ten, stop them all, request them again
+/// from every node: all answer, each from a new activation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn can_respawn_virtual_actors() {
+    init_tracing();
+    let activations = Arc::new(Activations::default());
+    let tc = TestCluster::start(&[echo_kind("echo", &activations)]).await;
+    let ids: Vec<String> = (0..10).map(|i| format!("re-{i}")).collect();
+    let nodes: Vec<&Node> = tc.nodes().collect();
+    for node in &nodes {
+        for r in join_all(ids.iter().map(|id| node.request::<Pong, _>(id, "echo", Ping::default()))).await {
+            r.expect("first round");
+        }
+    }
+    assert_eq!(activations.started(), 10);
+    for r in join_all(ids.iter().map(|id| tc.client.request::<Ack, _>(id, "echo", Die {}))).await {
+        r.expect("die acknowledged");
+    }
+    assert!(eventually(Duration::from_secs(5), || activations.stopped() == 10).await, "all ten stopped");
+    for (n, node) in nodes.iter().enumerate() {
+        let pongs = join_all(ids.iter().map(|id| node.request::<Pong, _>(id, "echo", Ping::default()))).await;
+        for (id, r) in ids.iter().zip(pongs) {
+            let pong = r.expect("second round");
+            assert_eq!(pong.identity, *id);
+            assert_eq!(pong.count, n as u64 + 1, "node {n}: {id} is a new activation");
+        }
+    }
+    assert_eq!(activations.started(), 20, "each identity was activated once more");
+    tc.shutdown().await;
+}
