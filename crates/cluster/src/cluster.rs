@@ -266,7 +266,7 @@ impl Cluster {
                     if let Err(e) = inner.config.lookup.shutdown().await {
                         tracing::warn!(error = %e, "the identity lookup did not shut down cleanly");
                     }
-                    inner.gossip.set_state(crate::gossip::keys::LEFT, &());
+                    inner.gossip.leave().await;
                 }
                 if let Err(e) = inner.config.provider.shutdown(graceful).await {
                     tracing::warn!(error = %e, "the provider did not shut down cleanly");

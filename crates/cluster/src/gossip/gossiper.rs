@@ -145,6 +145,18 @@ impl Gossiper {
         Ok(())
     }
 
+    /// Marks this member as leaving ([`keys::LEFT`]) and sends that to every
+    /// other member at once; returns when they answered or the gossip
+    /// request timeout passed. Called before deregistering: once the others
+    /// see this member leave the topology they stop answering it.
+    pub(crate) async fn leave(&self) {
+        self.set_state(keys::LEFT, &());
+        let flush = self.shared.running.lock().flush.take();
+        if let Some(flush) = flush {
+            let _ = tokio::time::timeout(self.shared.settings.request_timeout, flush).await;
+        }
+    }
+
     /// Stops the loop and the actor. If this member set [`keys::LEFT`], waits
     /// (up to the request timeout) for that news to reach the others first.
     pub(crate) async fn shutdown(&self) {
