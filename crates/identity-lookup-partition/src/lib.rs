@@ -6,12 +6,12 @@
 //! activates the grain and is the one place that knows its pid. Nothing
 //! outside the cluster is needed.
 //!
-//! ```no_run
+//! ```
 //! use protoactor_actor::prelude::*;
 //! use protoactor_cluster::{Cluster, ClusterConfig, InMemoryAgent, InMemoryProvider, Kind};
 //! use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 //!
-//! # async fn demo() -> Result<(), protoactor_cluster::Error> {
+//! # #[tokio::main] async fn main() -> Result<(), protoactor_cluster::Error> {
 //! let system = ActorSystem::new();
 //! let agent = InMemoryAgent::new();
 //! let echo = Props::from_fn(|ctx| {
