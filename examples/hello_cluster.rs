@@ -52,8 +52,8 @@ fn config(agent: &InMemoryAgent) -> ClusterConfig {
     let remote = RemoteConfig::bind("127.0.0.1", 0)
         .with_json::<Greet>("hello_cluster.Greet")
         .with_json::<Greeting>("hello_cluster.Greeting");
-    let greeter = Kind::new("greeter", Props::from_producer(|| Greeter { greeted: 0 }))
-        .with_idle_timeout(Duration::from_secs(2));
+    let greeter =
+        Kind::new("greeter", Props::from_producer(|| Greeter { greeted: 0 })).with_idle_timeout(Duration::from_secs(2));
     ClusterConfig::new("hello", InMemoryProvider::new(agent), PartitionIdentityLookup::new())
         .with_remote(remote)
         .with_kind(greeter)

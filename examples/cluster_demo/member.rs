@@ -1,0 +1,98 @@
+//! The member role (`cluster_demo member ...`): hosts counter grains until
+//! its stdin closes or it gets Ctrl-C, then leaves the cluster gracefully.
+//! Its one line on stdout, `ready <member id> <address>`, tells the
+//! orchestrator it joined.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use protoactor_actor::prelude::*;
+use protoactor_cluster::{Cluster, Kind};
+use protoactor_cluster_provider_automanaged::AutomanagedProvider;
+
+use crate::{CountReply, Increment, KIND};
+
+/// The member's command line: `member --health-port P --peers A,B,C [--remote-port P]`.
+pub(crate) struct Args {
+    health_port: u16,
+    remote_port: u16,
+    peers: Vec<String>,
+}
+
+impl Args {
+    pub(crate) fn parse(args: &[String]) -> Result<Args, String> {
+        let mut parsed = Args { health_port: 0, remote_port: 0, peers: Vec::new() };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("member: {flag} needs a value"))?;
+            let port = || value.parse::<u16>().map_err(|e| format!("member: {flag} {value}: {e}"));
+            match flag.as_str() {
+                "--health-port" => parsed.health_port = port()?,
+                "--remote-port" => parsed.remote_port = port()?,
+                "--peers" => parsed.peers = value.split(',').map(String::from).collect(),
+                _ => return Err(format!("member: unknown argument `{flag}`")),
+            }
+        }
+        if parsed.health_port == 0 || parsed.peers.is_empty() {
+            return Err("member: --health-port and --peers are required".into());
+        }
+        Ok(parsed)
+    }
+}
+
+/// A virtual actor counting the requests it got since it was activated.
+struct Counter {
+    count: u64,
+}
+
+impl Actor for Counter {
+    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+        if ctx.message_is::<Increment>() {
+            self.count += 1;
+            ctx.respond(CountReply { count: self.count, member: ctx.system().address().to_string() });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    let provider = AutomanagedProvider::new(crate::automanaged(&args.peers).with_bind("127.0.0.1", args.health_port));
+    let config = crate::cluster_config(provider, args.remote_port)
+        .with_kind(Kind::new(KIND, Props::from_producer(|| Counter { count: 0 })));
+    let cluster = match Cluster::new(&ActorSystem::new(), config) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("cluster_demo member: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = cluster.start_member().await {
+        eprintln!("cluster_demo member: {e}");
+        cluster.shutdown(false).await;
+        return ExitCode::FAILURE;
+    }
+    let mut out = std::io::stdout();
+    // The orchestrator may be gone already: a failed write is not an error here.
+    let _ = writeln!(out, "ready {} {}", cluster.id(), cluster.address()).and_then(|()| out.flush());
+
+    // Stdin closing is the orchestrator saying goodbye (or dying).
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() {
+                break;
+            }
+        }
+        let _ = closed_tx.send(());
+    });
+    tokio::select! {
+        _ = closed_rx => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    if tokio::time::timeout(Duration::from_secs(15), cluster.shutdown(true)).await.is_err() {
+        eprintln!("cluster_demo member: the graceful leave took longer than 15 s");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,92 @@
+//! What `ping_pong_member` and `ping_pong_client` share: the wire messages
+//! (prost messages, registered on both sides under their protobuf names
+//! `ping_pong.PingMessage` and `ping_pong.PongMessage`), the cluster and kind
+//! names, and a little command-line parsing.
+
+/// A ping: requested (the grain answers with a [`PongMessage`]) or sent
+/// one-way (the grain only prints it).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub(crate) struct PingMessage {
+    /// The pinger's counter.
+    #[prost(uint64, tag = "1")]
+    pub(crate) cnt: u64,
+}
+
+impl ::prost::Name for PingMessage {
+    const NAME: &'static str = "PingMessage";
+    const PACKAGE: &'static str = "ping_pong";
+    fn full_name() -> String {
+        "ping_pong.PingMessage".into()
+    }
+}
+
+/// The answer to a requested [`PingMessage`], with the same counter.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub(crate) struct PongMessage {
+    /// The ping's counter.
+    #[prost(uint64, tag = "1")]
+    pub(crate) cnt: u64,
+}
+
+impl ::prost::Name for PongMessage {
+    const NAME: &'static str = "PongMessage";
+    const PACKAGE: &'static str = "ping_pong";
+    fn full_name() -> String {
+        "ping_pong.PongMessage".into()
+    }
+}
+
+/// The cluster both programs join.
+pub(crate) const CLUSTER: &str = "ping-pong";
+/// The grain kind the member hosts.
+pub(crate) const KIND: &str = "Ponger";
+
+/// Remoting on `host:port` that can carry both messages.
+pub(crate) fn remote_config(host: &str, port: u16) -> protoactor_remote::RemoteConfig {
+    protoactor_remote::RemoteConfig::bind(host, port).with_protobuf::<PingMessage>().with_protobuf::<PongMessage>()
+}
+
+/// Logs to stderr only when `RUST_LOG` is set: the programs' own lines are
+/// the output.
+pub(crate) fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// The value of `--flag VALUE`, else of the environment variable `env`,
+/// else `None`. Flags are read from `args` (program name skipped).
+pub(crate) fn flag_or_env(args: &[String], flag: &str, env: &str) -> Option<String> {
+    let from_flag = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    from_flag.or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
+}
+
+/// `flag_or_env` parsed as a number.
+pub(crate) fn number<T: std::str::FromStr>(args: &[String], flag: &str, env: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match flag_or_env(args, flag, env) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|e| format!("{flag} (or {env}) `{v}`: {e}")),
+    }
+}
+
+/// Refuses flags this program does not know (and flags missing their value).
+pub(crate) fn check_flags(args: &[String], known: &[&str]) -> Result<(), String> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if !known.contains(&arg.as_str()) {
+            return Err(format!("unknown argument `{arg}`"));
+        }
+        if args.get(i + 1).is_none() {
+            return Err(format!("{arg} needs a value"));
+        }
+        i += 2;
+    }
+    Ok(())
+}
