@@ -111,31 +111,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 pub(crate) fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("ping_pong_member: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("ping_pong_member: cannot start a tokio runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ping_pong_member: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::program("ping_pong_member", USAGE, parse_args, run)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

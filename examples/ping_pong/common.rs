@@ -90,3 +90,42 @@ pub(crate) fn check_flags(args: &[String], known: &[&str]) -> Result<(), String>
     }
     Ok(())
 }
+
+/// A program's `main`: `--help` prints `usage`; arguments that do not parse
+/// exit 2; otherwise `run` runs on a two-worker runtime and its error, if
+/// any, is printed and exits 1.
+pub(crate) fn program<A, F>(
+    name: &str,
+    usage: &str,
+    parse: fn() -> Result<A, String>,
+    run: fn(A) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{usage}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{name}: {e}\n{usage}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{name}: cannot start a tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

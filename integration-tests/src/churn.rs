@@ -18,20 +18,7 @@ use crate::{Ping, Pong, test_lookup};
 
 /// A cluster configuration like [`crate::test_config`] on any provider.
 pub fn config_with(provider: impl ClusterProvider, kinds: &[Kind]) -> ClusterConfig {
-    let mut config = ClusterConfig::new("test", provider, test_lookup())
-        .with_remote(
-            protoactor_remote::RemoteConfig::bind("127.0.0.1", 0)
-                .with_protobuf::<Ping>()
-                .with_protobuf::<Pong>()
-                .with_retries(2, Duration::from_millis(50)),
-        )
-        .with_request_timeout(Duration::from_secs(4))
-        .with_request_deadline(Duration::from_secs(20))
-        .with_gossip_interval(Duration::from_millis(100));
-    for k in kinds {
-        config = config.with_kind(k.clone());
-    }
-    config
+    crate::config_from(provider, test_lookup(), kinds)
 }
 
 /// `n` identities `prefix-0 .. prefix-(n-1)`.

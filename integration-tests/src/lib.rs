@@ -198,7 +198,17 @@ pub fn test_config_with_lookup(
     kinds: &[Kind],
     lookup: impl protoactor_cluster::IdentityLookup,
 ) -> ClusterConfig {
-    let mut config = ClusterConfig::new("test", InMemoryProvider::new(agent), lookup)
+    config_from(InMemoryProvider::new(agent), lookup, kinds)
+}
+
+/// The test settings (all test messages, short timeouts, fast gossip) on any
+/// provider and lookup.
+pub fn config_from(
+    provider: impl protoactor_cluster::ClusterProvider,
+    lookup: impl protoactor_cluster::IdentityLookup,
+    kinds: &[Kind],
+) -> ClusterConfig {
+    let mut config = ClusterConfig::new("test", provider, lookup)
         .with_remote(test_remote())
         .with_request_timeout(Duration::from_secs(4))
         .with_request_deadline(Duration::from_secs(20))
@@ -207,6 +217,18 @@ pub fn test_config_with_lookup(
         config = config.with_kind(k.clone());
     }
     config
+}
+
+/// The partition lookup's statistics on `member`.
+pub async fn partition_stats(member: &Cluster) -> protoactor_identity_lookup_partition::PartitionStatsResponse {
+    use protoactor_identity_lookup_partition::{PARTITION_ACTOR, PartitionStats, PartitionStatsResponse};
+    let partition = Pid::new(member.address(), PARTITION_ACTOR);
+    member
+        .system()
+        .root()
+        .request_future::<PartitionStatsResponse, _>(&partition, PartitionStats, Duration::from_secs(2))
+        .await
+        .expect("the partition actor answers")
 }
 
 /// Starts a member on a new actor system.
@@ -223,6 +245,31 @@ pub async fn start_client(config: ClusterConfig) -> Cluster {
     let cluster = Cluster::new(&system, config).expect("cluster config");
     cluster.start_client().await.expect("client starts");
     cluster
+}
+
+/// Three members on one in-memory agent, hosting the echo kind `echo`,
+/// started and seeing each other.
+#[derive(Debug)]
+pub struct EchoMembers {
+    /// The shared membership registry.
+    pub agent: InMemoryAgent,
+    /// Activations of the echo kind, across the three.
+    pub activations: Arc<Activations>,
+    /// The members.
+    pub members: [Cluster; 3],
+}
+
+/// Starts [`EchoMembers`] (and the test log).
+pub async fn echo_members() -> EchoMembers {
+    init_tracing();
+    let agent = InMemoryAgent::new();
+    let activations = Arc::new(Activations::default());
+    let kinds = [echo_kind("echo", &activations)];
+    let a = start_member(test_config(&agent, &kinds)).await;
+    let b = start_member(test_config(&agent, &kinds)).await;
+    let c = start_member(test_config(&agent, &kinds)).await;
+    assert!(wait_members(&[&a, &b, &c], 3).await, "members see each other");
+    EchoMembers { agent, activations, members: [a, b, c] }
 }
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes.

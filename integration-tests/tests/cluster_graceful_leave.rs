@@ -6,10 +6,8 @@
 //! afterwards.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_cluster::InMemoryAgent;
 use protoactor_integration_tests::churn::{
     Load, StopFlag, identities, join_loads, request_all, sample, shutdown_all, spawn_load,
 };
@@ -21,14 +19,7 @@ const HANG: Duration = Duration::from_secs(25);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_leave_loses_no_request() {
-    init_tracing();
-    let agent = InMemoryAgent::new();
-    let activations = Arc::new(Activations::default());
-    let kinds = [echo_kind("echo", &activations)];
-    let a = start_member(test_config(&agent, &kinds)).await;
-    let b = start_member(test_config(&agent, &kinds)).await;
-    let c = start_member(test_config(&agent, &kinds)).await;
-    assert!(wait_members(&[&a, &b, &c], 3).await, "members see each other");
+    let EchoMembers { activations, members: [a, b, c], .. } = echo_members().await;
 
     let ids = identities("grain", GRAINS);
     let warm = request_all(&a, "echo", &ids, 20, HANG).await;

@@ -6,11 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, InMemoryAgent};
-use protoactor_identity_lookup_partition::{
-    PARTITION_ACTOR, PartitionConfig, PartitionIdentityLookup, PartitionStats, PartitionStatsResponse,
-};
+use protoactor_cluster::InMemoryAgent;
+use protoactor_identity_lookup_partition::{PartitionConfig, PartitionIdentityLookup};
 use protoactor_integration_tests::churn::{identities, request_all, sample, shutdown_all};
 use protoactor_integration_tests::*;
 
@@ -24,16 +21,6 @@ fn chunked_lookup() -> PartitionIdentityLookup {
         handover_request_timeout: Duration::from_millis(500),
         ..Default::default()
     })
-}
-
-async fn stats(member: &Cluster) -> PartitionStatsResponse {
-    let partition = Pid::new(member.address(), PARTITION_ACTOR);
-    member
-        .system()
-        .root()
-        .request_future::<PartitionStatsResponse, _>(&partition, PartitionStats, Duration::from_secs(2))
-        .await
-        .expect("the partition actor answers")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +47,7 @@ async fn a_multi_chunk_handover_moves_every_entry_once() {
     // several chunks from the others (it hosts none of these grains).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let (sa, sb, sc) = loop {
-        let s = (stats(&a).await, stats(&b).await, stats(&c).await);
+        let s = (partition_stats(&a).await, partition_stats(&b).await, partition_stats(&c).await);
         if !(s.0.rebalancing || s.1.rebalancing || s.2.rebalancing) || tokio::time::Instant::now() >= deadline {
             break s;
         }

@@ -9,24 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, InMemoryAgent};
-use protoactor_identity_lookup_partition::{PARTITION_ACTOR, PartitionStats, PartitionStatsResponse};
+use protoactor_cluster::InMemoryAgent;
 use protoactor_integration_tests::churn::{LoadReport, identities, request_all, sample, shutdown_all};
 use protoactor_integration_tests::*;
 
 const GRAINS: usize = 100;
 const HANG: Duration = Duration::from_secs(25);
-
-async fn stats(member: &Cluster) -> PartitionStatsResponse {
-    let partition = Pid::new(member.address(), PARTITION_ACTOR);
-    member
-        .system()
-        .root()
-        .request_future::<PartitionStatsResponse, _>(&partition, PartitionStats, Duration::from_secs(2))
-        .await
-        .expect("the partition actor answers")
-}
 
 fn assert_clean(what: &str, r: &LoadReport) {
     assert!(r.hung.is_empty(), "{what}: requests hung: {}", sample(&r.hung));
@@ -104,7 +92,7 @@ async fn joining_member_takes_ownership_without_reactivating() {
     let mut owned = 0;
     let mut c_owned = 0;
     for (i, m) in [&a, &b, &c].into_iter().enumerate() {
-        let s = stats(m).await;
+        let s = partition_stats(m).await;
         assert!(!s.rebalancing, "member {i} finished rebalancing");
         owned += s.owned;
         if i == 2 {

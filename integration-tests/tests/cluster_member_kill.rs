@@ -6,10 +6,8 @@
 //! their activation and state.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_cluster::InMemoryAgent;
 use protoactor_integration_tests::churn::{identities, request_all, sample, shutdown_all};
 use protoactor_integration_tests::*;
 use tokio::time::Instant;
@@ -19,14 +17,7 @@ const GRAINS: usize = 60;
 const HANG: Duration = Duration::from_secs(25);
 
 async fn kill_a_member(deregister: bool) {
-    init_tracing();
-    let agent = InMemoryAgent::new();
-    let activations = Arc::new(Activations::default());
-    let kinds = [echo_kind("echo", &activations)];
-    let a = start_member(test_config(&agent, &kinds)).await;
-    let b = start_member(test_config(&agent, &kinds)).await;
-    let c = start_member(test_config(&agent, &kinds)).await;
-    assert!(wait_members(&[&a, &b, &c], 3).await, "members see each other");
+    let EchoMembers { agent, activations, members: [a, b, c] } = echo_members().await;
 
     // Activate every grain, then touch it again: count 2 everywhere.
     let ids = identities("grain", GRAINS);

@@ -1,22 +1,13 @@
 //! The basic promise: a grain is activated once on first request and found
 //! again from every member.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use protoactor_cluster::InMemoryAgent;
 use protoactor_integration_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_one_activation() {
-    init_tracing();
-    let agent = InMemoryAgent::new();
-    let activations = Arc::new(Activations::default());
-    let kinds = [echo_kind("echo", &activations)];
-    let a = start_member(test_config(&agent, &kinds)).await;
-    let b = start_member(test_config(&agent, &kinds)).await;
-    let c = start_member(test_config(&agent, &kinds)).await;
-    assert!(wait_members(&[&a, &b, &c], 3).await, "members see each other");
+    let EchoMembers { activations, members: [a, b, c], .. } = echo_members().await;
 
     let mut address = None;
     for (i, member) in [&a, &b, &c].into_iter().enumerate() {
