@@ -5,6 +5,8 @@
 # when missing) and starts the servers the integration tests need, then runs
 # every test of the workspace, doc tests included. Extra arguments go to the
 # `cargo test` run (e.g. `bash scripts/test.sh -- --nocapture`).
+# `bash scripts/test.sh --setup-only` installs what is missing and stops
+# (CI runs it before clippy: etcd-client's build needs protoc).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,16 +17,15 @@ log() { printf '\n==> %s\n' "$*"; }
 # Servers for integration tests.
 #
 # Provider and lookup crates test against real servers (etcd, ZooKeeper,
-# Redis, ...). When one is needed:
-#   1. add its Debian package(s) to APT_PACKAGES below;
-#   2. add a start_<server> function that starts it on loopback only if it is
-#      not already answering, waits (with a deadline) until it answers, and
-#      exports the address the tests read (e.g. PROTOACTOR_TEST_REDIS_URL);
-#   3. call it from start_servers.
+# Redis, ...). Each test starts its own server on free loopback ports with a
+# temporary data dir (crates/testkit) and stops it when done; this script
+# only makes sure the binaries are installed. When a new server is needed,
+# add its Debian package(s) to APT_PACKAGES below.
 # ---------------------------------------------------------------------------
 
-# Debian packages the tests need. Empty for now: no test needs a server yet.
-APT_PACKAGES=()
+# Debian packages the tests need: the servers, and protoc with the
+# well-known protos for etcd-client's build script.
+APT_PACKAGES=(etcd-server zookeeper protobuf-compiler libprotobuf-dev)
 
 # Installs the given Debian packages, but only those not installed already,
 # so a second run does nothing (and needs no network).
@@ -48,17 +49,15 @@ apt_install_missing() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# Starts every server the tests need (none yet).
-start_servers() {
-    :
-}
-
 # ---------------------------------------------------------------------------
 
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     apt_install_missing "${APT_PACKAGES[@]}"
 fi
-start_servers
+if [ "${1:-}" = "--setup-only" ]; then
+    log "setup done"
+    exit 0
+fi
 
 log "cargo test --workspace --all-targets --no-fail-fast"
 cargo test --workspace --all-targets --no-fail-fast "$@"

@@ -1,0 +1,20 @@
+//! # protoactor-testkit
+//!
+//! Fixtures for tests against real servers: each fixture starts its own
+//! server process on free loopback ports with a temporary data directory,
+//! waits until it answers, and stops it and removes the directory when
+//! dropped. A missing server binary is an error that names the command that
+//! installs it, never a silent skip.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use protoactor_testkit::service::{ServiceProcess, free_port};
+//!
+//! let port = free_port();
+//! let mut server = ServiceProcess::start("echo-server", "sleep", &["60"], "apt-get install coreutils")
+//!     .expect("the binary exists");
+//! server.wait_until(Duration::from_secs(5), || true).expect("ready");
+//! # let _ = port;
+//! ```
+
+pub mod service;
