@@ -332,6 +332,15 @@ impl Cluster {
         R: Send + 'static,
         M: Message + Clone,
     {
+        let span = tracing::debug_span!("cluster request", %identity, %kind);
+        self.request_attempts(identity, kind, message).instrument(span).await
+    }
+
+    async fn request_attempts<R, M>(&self, identity: &str, kind: &str, message: M) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        M: Message + Clone,
+    {
         let inner = &self.inner;
         let started = Instant::now();
         let deadline = started + inner.config.request_deadline;
