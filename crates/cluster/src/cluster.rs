@@ -32,6 +32,38 @@ enum RunState {
     Stopped,
 }
 
+/// Per-call settings for [`Cluster::request_with`]; `None` keeps the
+/// cluster's configured value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// How long one attempt waits for the reply.
+    pub timeout: Option<Duration>,
+    /// The most the whole call takes, retries included.
+    pub deadline: Option<Duration>,
+    /// How the call retries.
+    pub retry: Option<crate::config::RetryPolicy>,
+}
+
+impl CallOptions {
+    /// Each attempt waits at most `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The call takes at most `deadline`, retries included.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Retries with `retry`.
+    pub fn with_retry(mut self, retry: crate::config::RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+}
+
 /// A member (hosts kinds) or client (only calls grains) of a cluster.
 /// Cheap to clone; every clone is the same member.
 ///
@@ -332,19 +364,42 @@ impl Cluster {
         R: Send + 'static,
         M: Message + Clone,
     {
-        let span = tracing::debug_span!("cluster request", %identity, %kind);
-        self.request_attempts(identity, kind, message).instrument(span).await
+        self.request_with(identity, kind, message, &CallOptions::default()).await
     }
 
-    async fn request_attempts<R, M>(&self, identity: &str, kind: &str, message: M) -> Result<R, Error>
+    /// [`request`](Self::request) with per-call settings in place of the
+    /// configured ones.
+    pub async fn request_with<R, M>(
+        &self,
+        identity: &str,
+        kind: &str,
+        message: M,
+        options: &CallOptions,
+    ) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        M: Message + Clone,
+    {
+        let span = tracing::debug_span!("cluster request", %identity, %kind);
+        self.request_attempts(identity, kind, message, options).instrument(span).await
+    }
+
+    async fn request_attempts<R, M>(
+        &self,
+        identity: &str,
+        kind: &str,
+        message: M,
+        options: &CallOptions,
+    ) -> Result<R, Error>
     where
         R: Send + 'static,
         M: Message + Clone,
     {
         let inner = &self.inner;
         let started = Instant::now();
-        let deadline = started + inner.config.request_deadline;
-        let retry = inner.config.retry;
+        let deadline = started + options.deadline.unwrap_or(inner.config.request_deadline);
+        let retry = options.retry.unwrap_or(inner.config.retry);
+        let attempt_timeout = options.timeout.unwrap_or(inner.config.request_timeout);
         let root = inner.system.root();
         let mut reply = inner.system.response_future::<R>();
         let mut attempt = 0u32;
@@ -380,7 +435,7 @@ impl Cluster {
                     member = pid.address().to_string();
                     root.request(&pid, message.clone(), reply.pid());
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match reply.wait(inner.config.request_timeout.min(left)).await {
+                    match reply.wait(attempt_timeout.min(left)).await {
                         Ok(response) => return Ok(response),
                         Err(protoactor_actor::Error::Timeout { after, .. }) => {
                             inner.pid_cache.remove_by_value(identity, kind, &pid);

@@ -65,7 +65,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/cluster.rs"));
 }
 
-pub use cluster::Cluster;
+pub use cluster::{CallOptions, Cluster};
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
 pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
