@@ -1,7 +1,8 @@
 //! Ping-pong, client side: the cluster introduction's "pinger". A client of
-//! the cluster `ping-pong` (it hosts no grains) whose pinger actor sends an
-//! incrementing `PingMessage { cnt }` to the grain `ponger-1` of kind
-//! `Ponger` every second and prints each `PongMessage`. It first sends one
+//! the cluster `ping-pong` (it hosts no grains) whose pinger actor calls
+//! `PongerClient::ping` (generated from `ping_pong/ponger.proto`) on the
+//! grain `ponger-1` every second with an incrementing `PingMessage { cnt }`,
+//! retrying within a 10 s deadline, and prints each `PongMessage`. It first sends one
 //! one-way ping (cnt 0) that the grain only prints. Start
 //! `ping_pong_member` first (see there), then:
 //!
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use protoactor_actor::TimerHandle;
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, ClusterConfig};
+use protoactor_cluster::{CallOptions, Cluster, ClusterConfig, RetryPolicy};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider, DEFAULT_PORT};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 use tokio::sync::watch;
@@ -38,7 +39,7 @@ use tokio::sync::watch;
 #[path = "ping_pong/common.rs"]
 mod common;
 
-use common::{PingMessage, PongMessage};
+use common::ponger::{PingMessage, PongerClient};
 
 /// The one grain the client pings.
 const GRAIN: &str = "ponger-1";
@@ -46,6 +47,15 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 /// A ping that gets no pong within this (retries included) is reported as
 /// failed, so an outage shows up while it lasts.
 const PING_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Each ping retries (lookup failures, timeouts, a dead activation) with
+/// backoff until [`PING_DEADLINE`]; one attempt waits at most 3 s.
+fn ping_options() -> CallOptions {
+    CallOptions::default()
+        .with_retry(RetryPolicy::new(30, Duration::from_millis(50)))
+        .with_timeout(Duration::from_secs(3))
+        .with_deadline(PING_DEADLINE)
+}
 
 const USAGE: &str = "usage: ping_pong_client [--peers HOST:PORT,...] [--host H] [--count N]";
 
@@ -82,9 +92,10 @@ impl Actor for Pinger {
         } else if ctx.message_is::<Tick>() {
             self.cnt += 1;
             let cnt = self.cnt;
-            let cluster = self.cluster.clone();
+            let ponger = PongerClient::new(&self.cluster, GRAIN);
+            let options = ping_options();
             ctx.reenter_after(
-                async move { cluster.request::<PongMessage, _>(GRAIN, common::KIND, PingMessage { cnt }).await },
+                async move { ponger.ping(PingMessage { cnt }, &options).await },
                 move |me: &mut Pinger, _, answer| {
                     match answer {
                         Ok(pong) => {
@@ -135,8 +146,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // A client polls the members' health endpoints and serves none.
     let provider = AutomanagedProvider::new(AutomanagedConfig::new(args.peers.clone()));
     let config = ClusterConfig::new(common::CLUSTER, provider, PartitionIdentityLookup::new())
-        .with_remote(common::remote_config(&args.host, 0))
-        .with_request_deadline(PING_DEADLINE);
+        .with_remote(common::remote_config(&args.host, 0));
     let system = ActorSystem::new();
     let cluster = Cluster::new(&system, config)?;
     if let Err(e) = cluster.start_client().await {

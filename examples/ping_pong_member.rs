@@ -1,7 +1,11 @@
 //! Ping-pong, member side: the cluster introduction's "ponger". A member of
-//! the cluster `ping-pong` hosting the grain kind `Ponger`: a grain answers a
-//! requested `PingMessage { cnt }` with `PongMessage { cnt }`, prints a
-//! one-way `PingMessage`, and is passivated after 10 s without messages.
+//! the cluster `ping-pong` hosting the grain kind `Ponger`, a typed grain
+//! generated from `ping_pong/ponger.proto` (`service Ponger { rpc
+//! Ping(PingMessage) returns (PongMessage); }`) by protoactor-codegen in
+//! `build.rs`: the grain implements `Ping` (answers `PongMessage { cnt }`),
+//! `receive_default` (prints a one-way `PingMessage` sent to it directly)
+//! and `terminate` (says why it stopped); it is passivated after 10 s
+//! without messages.
 //! Membership is the automanaged provider (each member serves a small HTTP
 //! health endpoint and polls its peers'; no external server), placement the
 //! partition lookup.
@@ -39,14 +43,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, Kind};
+use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider, DEFAULT_PORT};
+use protoactor_codegen::runtime::GrainError;
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 
 #[path = "ping_pong/common.rs"]
 mod common;
 
-use common::{PingMessage, PongMessage};
+use common::ponger::{PingMessage, PongMessage, PongerGrain, PongerKind};
 
 /// How long a grain may go without messages before it is passivated.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,31 +62,51 @@ static LEAVING: AtomicBool = AtomicBool::new(false);
 
 const USAGE: &str = "usage: ping_pong_member [--host H] [--port P] [--health-port P] [--peers HOST:PORT,...]";
 
-/// The `Ponger` grain: answers pings, counts them.
+/// The `Ponger` grain: implements the generated [`PongerGrain`] trait (the
+/// `Ping` rpc plus the `init`, `receive_default` and `terminate` hooks);
+/// [`PongerKind`] hosts it.
+#[derive(Default)]
 struct Ponger {
+    me: String,
     pings: u64,
 }
 
-impl Actor for Ponger {
-    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
-        let me = ctx.cluster_identity().map(|i| i.identity.clone()).unwrap_or_default();
-        if ctx.message_is::<Started>() {
-            println!("{me}: activated on {}", ctx.system().address());
-        } else if let Some(ping) = ctx.message::<PingMessage>() {
+impl PongerGrain for Ponger {
+    async fn init(&mut self, identity: &ClusterIdentity, ctx: &mut Context) -> ActorResult {
+        self.me = identity.identity.clone();
+        println!("{}: activated on {}", self.me, ctx.system().address());
+        Ok(())
+    }
+
+    async fn ping(&mut self, request: PingMessage, _ctx: &mut Context) -> Result<PongMessage, GrainError> {
+        let cnt = request.cnt;
+        self.pings += 1;
+        println!("{}: ping {cnt} -> pong {cnt}", self.me);
+        Ok(PongMessage { cnt })
+    }
+
+    /// Messages sent to the grain directly, outside the `Ponger` service:
+    /// the plain `PingMessage` path.
+    async fn receive_default(&mut self, ctx: &mut Context) -> ActorResult {
+        if let Some(ping) = ctx.message::<PingMessage>() {
             let cnt = ping.cnt;
             if ctx.sender().is_some() {
+                // A plain request (`cluster.request`) still gets its pong.
                 self.pings += 1;
-                println!("{me}: ping {cnt} -> pong {cnt}");
+                println!("{}: ping {cnt} -> pong {cnt}", self.me);
                 ctx.respond(PongMessage { cnt });
             } else {
-                println!("{me}: one-way ping {cnt} (sent without a reply address: nothing to answer)");
+                println!("{}: one-way ping {cnt} (sent without a reply address: nothing to answer)", self.me);
             }
-        } else if ctx.message_is::<Stopped>() {
-            if LEAVING.load(Ordering::Acquire) {
-                println!("{me}: stopped because this member is leaving ({} pings answered)", self.pings);
-            } else {
-                println!("{me}: passivated after {IDLE_TIMEOUT:?} without messages ({} pings answered)", self.pings);
-            }
+        }
+        Ok(())
+    }
+
+    async fn terminate(&mut self, _ctx: &mut Context) -> ActorResult {
+        if LEAVING.load(Ordering::Acquire) {
+            println!("{}: stopped because this member is leaving ({} pings answered)", self.me, self.pings);
+        } else {
+            println!("{}: passivated after {IDLE_TIMEOUT:?} without messages ({} pings answered)", self.me, self.pings);
         }
         Ok(())
     }
@@ -118,7 +143,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let provider =
         AutomanagedProvider::new(AutomanagedConfig::new(args.peers.clone()).with_bind(&args.host, args.health_port));
-    let ponger = Kind::new(common::KIND, Props::from_producer(|| Ponger { pings: 0 })).with_idle_timeout(IDLE_TIMEOUT);
+    let ponger = PongerKind::new(Ponger::default).with_idle_timeout(IDLE_TIMEOUT).into_kind();
     let config = ClusterConfig::new(common::CLUSTER, provider.clone(), PartitionIdentityLookup::new())
         .with_remote(common::remote_config(&args.host, args.port))
         .with_kind(ponger);

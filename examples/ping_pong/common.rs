@@ -1,49 +1,24 @@
-//! What `ping_pong_member` and `ping_pong_client` share: the wire messages
-//! (prost messages, registered on both sides under their protobuf names
-//! `ping_pong.PingMessage` and `ping_pong.PongMessage`), the cluster and kind
-//! names, and a little command-line parsing.
+//! What `ping_pong_member` and `ping_pong_client` share: the `Ponger`
+//! service generated from `ping_pong/ponger.proto` (messages, grain trait,
+//! kind, client, message registration), the cluster and kind names, and a
+//! little command-line parsing.
 
-/// A ping: requested (the grain answers with a [`PongMessage`]) or sent
-/// one-way (the grain only prints it).
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub(crate) struct PingMessage {
-    /// The pinger's counter.
-    #[prost(uint64, tag = "1")]
-    pub(crate) cnt: u64,
-}
-
-impl ::prost::Name for PingMessage {
-    const NAME: &'static str = "PingMessage";
-    const PACKAGE: &'static str = "ping_pong";
-    fn full_name() -> String {
-        "ping_pong.PingMessage".into()
-    }
-}
-
-/// The answer to a requested [`PingMessage`], with the same counter.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub(crate) struct PongMessage {
-    /// The ping's counter.
-    #[prost(uint64, tag = "1")]
-    pub(crate) cnt: u64,
-}
-
-impl ::prost::Name for PongMessage {
-    const NAME: &'static str = "PongMessage";
-    const PACKAGE: &'static str = "ping_pong";
-    fn full_name() -> String {
-        "ping_pong.PongMessage".into()
-    }
+/// The generated code of `ping_pong/ponger.proto` (package `ping_pong`):
+/// the messages, and the `Ponger` grain trait, actor, kind and client.
+#[allow(missing_docs, unreachable_pub, dead_code)]
+pub(crate) mod ponger {
+    include!(concat!(env!("OUT_DIR"), "/ping_pong.rs"));
 }
 
 /// The cluster both programs join.
 pub(crate) const CLUSTER: &str = "ping-pong";
 /// The grain kind the member hosts.
-pub(crate) const KIND: &str = "Ponger";
+pub(crate) const KIND: &str = ponger::PONGER_KIND;
 
-/// Remoting on `host:port` that can carry both messages.
+/// Remoting on `host:port` that can carry the Ponger messages (registered
+/// by the generated function, under `ping_pong.PingMessage` and so on).
 pub(crate) fn remote_config(host: &str, port: u16) -> protoactor_remote::RemoteConfig {
-    protoactor_remote::RemoteConfig::bind(host, port).with_protobuf::<PingMessage>().with_protobuf::<PongMessage>()
+    ponger::register_ponger_messages(protoactor_remote::RemoteConfig::bind(host, port))
 }
 
 /// Logs to stderr only when `RUST_LOG` is set: the programs' own lines are
