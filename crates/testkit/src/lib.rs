@@ -17,4 +17,5 @@
 //! # let _ = port;
 //! ```
 
+pub mod etcd;
 pub mod service;
