@@ -19,3 +19,4 @@
 
 pub mod etcd;
 pub mod service;
+pub mod zookeeper;
