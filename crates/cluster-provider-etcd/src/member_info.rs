@@ -4,41 +4,10 @@
 use std::collections::BTreeMap;
 
 use protoactor_cluster::Member;
-use serde::{Deserialize, Serialize};
 
-/// The value under `<prefix>/<cluster>/<member-id>`, e.g.
-/// `{"id":"3f1c…","host":"10.0.0.1","port":4020,"kinds":["cart"],"cluster":"shop"}`.
-/// `host`/`port` are the member's remoting address. Unknown fields are
-/// ignored, so later versions may add some.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberInfo {
-    /// The member id (its actor system id, new on every start).
-    pub id: String,
-    /// Remoting host.
-    pub host: String,
-    /// Remoting port.
-    pub port: u16,
-    /// Kinds the member hosts.
-    pub kinds: Vec<String>,
-    /// The cluster name.
-    pub cluster: String,
-}
-
-impl MemberInfo {
-    pub(crate) fn new(cluster: &str, member: &Member) -> Self {
-        MemberInfo {
-            id: member.id.clone(),
-            host: member.host.clone(),
-            port: u16::try_from(member.port).unwrap_or(0),
-            kinds: member.kinds.clone(),
-            cluster: cluster.to_string(),
-        }
-    }
-
-    pub(crate) fn to_member(&self) -> Member {
-        Member::new(self.host.clone(), self.port, self.id.clone(), self.kinds.clone())
-    }
-}
+/// The value under `<prefix>/<cluster>/<member-id>`: the cluster's shared
+/// [`MemberInfo`] JSON.
+pub use protoactor_cluster::MemberInfo;
 
 /// What one key of the watched prefix holds, once read.
 #[derive(Debug)]
@@ -51,9 +20,9 @@ pub(crate) enum Entry {
 
 /// Reads the value of `key` for `cluster`.
 pub(crate) fn parse(cluster: &str, key: &str, value: &[u8]) -> Entry {
-    let info: MemberInfo = match serde_json::from_slice(value) {
+    let info = match MemberInfo::from_json(value) {
         Ok(info) => info,
-        Err(e) => return Entry::Ignored(format!("not a protoactor member's info: {e}")),
+        Err(e) => return Entry::Ignored(e),
     };
     if info.cluster != cluster {
         return Entry::Ignored(format!("belongs to cluster `{}`, not `{cluster}`", info.cluster));

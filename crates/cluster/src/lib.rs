@@ -73,7 +73,7 @@ pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};
 pub use kind::{ActivationTerminating, GrainContext, Kind};
 pub use lookup::IdentityLookup;
-pub use member::{ClusterTopology, Member, topology_hash};
+pub use member::{ClusterTopology, Member, MemberInfo, topology_hash};
 pub use member_list::{MemberList, Topology};
 pub use pid_cache::PidCache;
 pub use provider::ClusterProvider;

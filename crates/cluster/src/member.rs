@@ -2,6 +2,54 @@
 
 pub use crate::proto::{ClusterTopology, Member};
 
+/// A member as providers store it in their registry (etcd key, ZooKeeper
+/// znode), as JSON:
+/// `{"id":"3f1c…","host":"10.0.0.1","port":4020,"kinds":["cart"],"cluster":"shop"}`.
+/// `host`/`port` are the member's remoting address; unknown fields are
+/// ignored, so later versions may add some.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberInfo {
+    /// The member id (its actor system id, new on every start).
+    pub id: String,
+    /// Remoting host.
+    pub host: String,
+    /// Remoting port.
+    pub port: u16,
+    /// Kinds the member hosts.
+    pub kinds: Vec<String>,
+    /// The cluster name.
+    pub cluster: String,
+}
+
+impl MemberInfo {
+    /// The info of `member` in cluster `cluster`.
+    pub fn new(cluster: &str, member: &Member) -> Self {
+        MemberInfo {
+            id: member.id.clone(),
+            host: member.host.clone(),
+            port: u16::try_from(member.port).unwrap_or(0),
+            kinds: member.kinds.clone(),
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// The cluster member it describes.
+    pub fn to_member(&self) -> Member {
+        Member::new(self.host.clone(), self.port, self.id.clone(), self.kinds.clone())
+    }
+
+    /// As JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// From JSON bytes; the error says why they are not a member's info.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not a protoactor member's info: {e}"))
+    }
+}
+
 impl Member {
     /// A member at `host:port` with system id `id`, hosting `kinds`.
     pub fn new(host: impl Into<String>, port: u16, id: impl Into<String>, kinds: Vec<String>) -> Self {
@@ -39,6 +87,16 @@ pub fn topology_hash<'a>(ids: impl IntoIterator<Item = &'a str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_info_json_is_frozen_and_round_trips() {
+        let member = Member::new("127.0.0.1", 4020, "m1", vec!["echo".into()]);
+        let info = MemberInfo::new("shop", &member);
+        let json = String::from_utf8(info.to_json()).expect("utf8");
+        assert_eq!(json, r#"{"id":"m1","host":"127.0.0.1","port":4020,"kinds":["echo"],"cluster":"shop"}"#);
+        assert_eq!(MemberInfo::from_json(json.as_bytes()).expect("parse").to_member(), member);
+        assert!(MemberInfo::from_json(b"{}").is_err());
+    }
 
     #[test]
     fn hash_ignores_order_and_separates_ids() {
