@@ -84,7 +84,7 @@ pub(crate) fn spawn_actor<A: Actor>(
     let ctx = Context::new(system.clone(), pid.clone(), parent, props.clone());
     let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
     // The mailbox starts claimed: the task below runs `Started` first.
-    system.spawn_task(process.run(cell));
+    system.spawn_actor_task(process.run(cell));
     Ok(pid)
 }
 

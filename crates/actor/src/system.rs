@@ -114,6 +114,16 @@ pub(crate) struct SystemInner {
     shutting_down: AtomicBool,
     live_actors: AtomicUsize,
     all_stopped: Notify,
+    starter: Starter,
+}
+
+/// Actor tasks spawned from outside the runtime's tasks (a `block_on`
+/// thread, a plain thread) wait here for one starter task to spawn them from
+/// a worker: one cross-thread wake per burst instead of one per actor.
+#[derive(Default)]
+struct Starter {
+    queue: Mutex<Vec<futures_util::future::BoxFuture<'static, ()>>>,
+    scheduled: AtomicBool,
 }
 
 impl Drop for SystemInner {
@@ -195,6 +205,7 @@ impl ActorSystem {
             shutting_down: AtomicBool::new(false),
             live_actors: AtomicUsize::new(0),
             all_stopped: Notify::new(),
+            starter: Starter::default(),
         });
         tracing::debug!(system = %inner.id, "actor system started");
         ActorSystem(inner)
@@ -267,6 +278,41 @@ impl ActorSystem {
     /// True once [`shutdown`](Self::shutdown) has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.0.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Starts an actor's task. Inside a task of the runtime it is spawned
+    /// directly (onto the local queue); from elsewhere it goes through the
+    /// starter (see [`Starter`]).
+    pub(crate) fn spawn_actor_task(&self, future: impl Future<Output = ()> + Send + 'static) {
+        if tokio::task::try_id().is_some() {
+            self.0.handle.spawn(future);
+            return;
+        }
+        let starter = &self.0.starter;
+        let first = {
+            let mut queue = starter.queue.lock();
+            queue.push(Box::pin(future));
+            !starter.scheduled.swap(true, Ordering::AcqRel)
+        };
+        if first {
+            let system = self.clone();
+            self.0.handle.spawn(async move {
+                let starter = &system.0.starter;
+                loop {
+                    let batch = {
+                        let mut queue = starter.queue.lock();
+                        if queue.is_empty() {
+                            starter.scheduled.store(false, Ordering::Release);
+                            return;
+                        }
+                        std::mem::take(&mut *queue)
+                    };
+                    for future in batch {
+                        tokio::spawn(future);
+                    }
+                }
+            });
+        }
     }
 
     pub(crate) fn spawn_task<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
