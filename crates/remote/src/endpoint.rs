@@ -1,19 +1,24 @@
 //! Endpoints: one per remote address. An endpoint is the process every pid
 //! at that address resolves to. Sends are serialized on the sender's thread
-//! and queued; a writer task connects, batches and writes them, reconnects
-//! with backoff, and after too many failed attempts terminates the endpoint.
+//! and queued; the connection's outbound stream drains the queue itself, so
+//! a message goes from the sender straight to the task that writes the gRPC
+//! stream. A writer task connects, watches the connection, reconnects with
+//! backoff, and after too many failed attempts terminates the endpoint.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use futures_util::Stream;
 
 use parking_lot::Mutex;
 use protoactor_actor::{
     DeadLetterResponse, DeliveryFailure, Envelope, Pid, Process, SystemMessage, Terminated, TerminatedReason,
 };
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use crate::error::Error;
@@ -30,9 +35,13 @@ pub(crate) struct Endpoint {
     remote: Arc<RemoteInner>,
     normal: mpsc::Sender<Outgoing>,
     priority: mpsc::UnboundedSender<Outgoing>,
+    /// The receiving ends of the two queues, drained by the current connection.
+    outbox: Mutex<Outbox>,
     terminated: AtomicBool,
     /// Wakes the writer when the endpoint is terminated from outside it.
     stop: tokio::sync::Notify,
+    /// Signalled when the transport changes (attached, detached, drained).
+    transport_changed: tokio::sync::Notify,
     /// Remote target id -> local watchers, to tell them if the address dies.
     watches: Mutex<HashMap<Arc<str>, Vec<Pid>>>,
     /// Local request futures waiting on an answer from this address.
@@ -46,8 +55,10 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Creates the endpoint and starts its writer.
-    pub(crate) fn start(remote: &Arc<RemoteInner>, address: Arc<str>) -> Arc<Endpoint> {
+    /// Creates the endpoint and starts its writer. With `inbound`, the
+    /// connection the peer just opened carries this endpoint's messages
+    /// (generation 1) and nothing is dialed while it lasts.
+    pub(crate) fn start(remote: &Arc<RemoteInner>, address: Arc<str>, inbound: bool) -> Arc<Endpoint> {
         let (normal, normal_rx) = mpsc::channel(remote.config.endpoint_queue_size);
         let (priority, priority_rx) = mpsc::unbounded_channel();
         let endpoint = Arc::new(Endpoint {
@@ -56,12 +67,23 @@ impl Endpoint {
             remote: remote.clone(),
             normal,
             priority,
+            outbox: Mutex::new(Outbox {
+                normal: normal_rx,
+                priority: priority_rx,
+                ready: Vec::new(),
+                generation: u64::from(inbound),
+                phase: if inbound { Phase::Open } else { Phase::Idle },
+                inbound,
+                waker: None,
+                sent_batches: 0,
+            }),
             terminated: AtomicBool::new(false),
             stop: tokio::sync::Notify::new(),
+            transport_changed: tokio::sync::Notify::new(),
             watches: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
         });
-        let writer = Writer { endpoint: endpoint.clone(), normal: normal_rx, priority: priority_rx, stash: Vec::new() };
+        let writer = Writer { endpoint: endpoint.clone() };
         let stopper = endpoint.clone();
         remote.system.runtime().spawn(async move {
             // Terminated from outside (a member left): drop the connection
@@ -129,6 +151,25 @@ impl Endpoint {
         tracing::info!(address = %self.address, reason, "endpoint terminated");
         self.stop.notify_one();
         self.remote.endpoint_terminated(self);
+        // Later sends find the queues closed and fail at once.
+        let queued = {
+            let mut outbox = self.outbox.lock();
+            outbox.retire();
+            outbox.normal.close();
+            outbox.priority.close();
+            let mut queued = std::mem::take(&mut outbox.ready);
+            while let Ok(o) = outbox.priority.try_recv() {
+                queued.push(o);
+            }
+            while let Ok(o) = outbox.normal.try_recv() {
+                queued.push(o);
+            }
+            queued
+        };
+        for o in queued {
+            let pid = Pid::new(self.address.clone(), o.target.clone());
+            self.undeliverable(&pid, o, None);
+        }
         let system = &self.remote.system;
         let watches = std::mem::take(&mut *self.watches.lock());
         for (target, watchers) in watches {
@@ -241,9 +282,219 @@ impl Endpoint {
     }
 }
 
-struct Connection {
-    tx: mpsc::Sender<RemoteMessage>,
-    inbound: Streaming<RemoteMessage>,
+
+
+impl Endpoint {
+    /// Lets the connection the peer opened to us carry this endpoint's
+    /// messages too (one stream per pair of systems), unless this endpoint
+    /// already has a connection. Returns the transport's generation.
+    pub(crate) fn attach_inbound(&self) -> Option<u64> {
+        if self.terminated.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut outbox = self.outbox.lock();
+        if outbox.phase != Phase::Idle {
+            return None;
+        }
+        outbox.generation += 1;
+        outbox.phase = Phase::Open;
+        outbox.inbound = true;
+        let generation = outbox.generation;
+        drop(outbox);
+        self.transport_changed.notify_waiters();
+        Some(generation)
+    }
+
+    /// The transport of `generation` is gone; what it had not taken stays
+    /// queued for the next one.
+    pub(crate) fn detach(&self, generation: u64) {
+        let mut outbox = self.outbox.lock();
+        if outbox.generation != generation {
+            return;
+        }
+        outbox.retire();
+        drop(outbox);
+        self.transport_changed.notify_waiters();
+    }
+
+    /// Asks the transport of `generation` to send what is queued and end
+    /// (graceful shutdown), and waits for that within `within`.
+    pub(crate) async fn drain(&self, generation: u64, within: Duration) -> bool {
+        let wait = async {
+            loop {
+                let changed = self.transport_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                {
+                    let mut outbox = self.outbox.lock();
+                    if outbox.generation != generation || outbox.phase == Phase::Drained {
+                        return;
+                    }
+                    if outbox.phase != Phase::Closing {
+                        outbox.set_phase(Phase::Closing);
+                    }
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+}
+
+/// The receiving side of an endpoint's queues.
+struct Outbox {
+    normal: mpsc::Receiver<Outgoing>,
+    priority: mpsc::UnboundedReceiver<Outgoing>,
+    /// Taken from the queues but not sent yet (it did not fit the last frame).
+    ready: Vec<Outgoing>,
+    /// Which transport may drain; the stream of an older one ends.
+    generation: u64,
+    phase: Phase,
+    /// The transport is the response stream of a connection the peer opened.
+    inbound: bool,
+    /// The current stream's task, woken when the phase changes.
+    waker: Option<Waker>,
+    sent_batches: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// No transport: the writer dials, or waits for the peer to connect.
+    Idle,
+    /// Only the ConnectRequest goes out until the peer accepts it: messages
+    /// for a peer that refuses us stay queued and are dead-lettered, not lost.
+    Handshake,
+    Open,
+    /// Send what is queued, then end the stream (graceful shutdown).
+    Closing,
+    /// The stream ended after `Closing`.
+    Drained,
+}
+
+impl Outbox {
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Ends the current transport's stream.
+    fn retire(&mut self) {
+        self.generation += 1;
+        self.inbound = false;
+        self.set_phase(Phase::Idle);
+    }
+
+    fn park(&mut self, cx: &Context<'_>) {
+        match &self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.waker = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// The outgoing half of one transport: our request body when we dialed,
+/// our response body when the peer did. It yields the opening message,
+/// then a batch of whatever is queued each time it is polled; tonic encodes
+/// what it yields until nothing is ready, so a burst becomes few frames.
+pub(crate) struct OutboundStream {
+    endpoint: Arc<Endpoint>,
+    generation: u64,
+    opening: Option<RemoteMessage>,
+    /// Ends a drained stream with a DisconnectRequest (the accepting side).
+    farewell: bool,
+    builder: BatchBuilder,
+}
+
+impl OutboundStream {
+    pub(crate) fn new(endpoint: Arc<Endpoint>, generation: u64, opening: RemoteMessage, farewell: bool) -> Self {
+        let builder = BatchBuilder::new(endpoint.local.clone(), endpoint.remote.config.max_frame_size);
+        OutboundStream { endpoint, generation, opening: Some(opening), farewell, builder }
+    }
+}
+
+impl Stream for OutboundStream {
+    type Item = RemoteMessage;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RemoteMessage>> {
+        let this = self.get_mut();
+        if let Some(opening) = this.opening.take() {
+            return Poll::Ready(Some(opening));
+        }
+        let endpoint = &this.endpoint;
+        let mut outbox = endpoint.outbox.lock();
+        if outbox.generation != this.generation {
+            return Poll::Ready(None);
+        }
+        let closing = match outbox.phase {
+            Phase::Open => false,
+            Phase::Closing => true,
+            Phase::Handshake => {
+                outbox.park(cx);
+                return Poll::Pending;
+            }
+            Phase::Idle | Phase::Drained => return Poll::Ready(None),
+        };
+        let limit = endpoint.remote.config.batch_size;
+        if outbox.ready.is_empty() {
+            let Outbox { normal, priority, ready, .. } = &mut *outbox;
+            if closing {
+                while ready.len() < limit {
+                    match priority.try_recv().or_else(|_| normal.try_recv()) {
+                        Ok(o) => ready.push(o),
+                        Err(_) => break,
+                    }
+                }
+            } else {
+                // Priority messages (watch, terminated, stop) go first in the batch.
+                let _ = priority.poll_recv_many(cx, ready, limit);
+                if ready.len() < limit {
+                    let _ = normal.poll_recv_many(cx, ready, limit - ready.len());
+                }
+            }
+        }
+        if outbox.ready.is_empty() {
+            if !closing {
+                outbox.park(cx);
+                return Poll::Pending;
+            }
+            outbox.phase = Phase::Drained;
+            drop(outbox);
+            endpoint.transport_changed.notify_waiters();
+            if std::mem::take(&mut this.farewell) {
+                return Poll::Ready(Some(RemoteMessage {
+                    message_type: Some(MessageType::DisconnectRequest(Default::default())),
+                }));
+            }
+            return Poll::Ready(None);
+        }
+        let mut items = std::mem::take(&mut outbox.ready);
+        {
+            let mut drain = items.drain(..);
+            while let Some(o) = drain.next() {
+                if !this.builder.fits(&o) {
+                    outbox.ready.push(o);
+                    outbox.ready.extend(drain);
+                    break;
+                }
+                this.builder.push(o);
+            }
+        }
+        if outbox.ready.is_empty() {
+            // Keeps the allocation for the next poll.
+            outbox.ready = items;
+        }
+        outbox.sent_batches += 1;
+        let prune = outbox.sent_batches.is_multiple_of(1024);
+        drop(outbox);
+        if prune {
+            endpoint.prune_pending();
+        }
+        let batch = this.builder.take();
+        tracing::trace!(address = %endpoint.address, messages = batch.envelopes.len(), "remote.send");
+        Poll::Ready(Some(batch_message(batch)))
+    }
 }
 
 enum ConnectError {
@@ -256,58 +507,100 @@ enum Exit {
     Shutdown,
 }
 
+/// Keeps the endpoint connected: waits while a connection from the peer
+/// carries its messages, otherwise dials, watches the connection and
+/// redials with backoff. Messages never pass through it.
 struct Writer {
     endpoint: Arc<Endpoint>,
-    normal: mpsc::Receiver<Outgoing>,
-    priority: mpsc::UnboundedReceiver<Outgoing>,
-    /// Batches whose write failed, re-sent first after reconnecting.
-    stash: Vec<MessageBatch>,
 }
 
 impl Writer {
-    async fn run(mut self) {
-        let remote = self.endpoint.remote.clone();
+    async fn run(self) {
+        let endpoint = &self.endpoint;
+        let remote = endpoint.remote.clone();
         let mut shutdown = remote.shutdown.subscribe();
         let mut failures = 0u32;
         loop {
             if *shutdown.borrow() {
-                return self.finish("remoting shut down");
+                return self.shut_down().await;
             }
+            let changed = endpoint.transport_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let claimed = {
+                let mut outbox = endpoint.outbox.lock();
+                if outbox.phase == Phase::Idle {
+                    outbox.generation += 1;
+                    outbox.inbound = false;
+                    outbox.phase = Phase::Handshake;
+                    Some(outbox.generation)
+                } else {
+                    None
+                }
+            };
+            let Some(generation) = claimed else {
+                // The peer's connection carries our messages; dial when it ends.
+                tokio::select! {
+                    () = &mut changed => continue,
+                    _ = shutdown.changed() => return self.shut_down().await,
+                }
+            };
             let attempt = tokio::select! {
-                r = self.connect() => r,
-                _ = shutdown.changed() => return self.finish("remoting shut down"),
+                r = self.connect(generation) => r,
+                _ = shutdown.changed() => return self.shut_down().await,
             };
             match attempt {
-                Ok(connection) => {
+                Ok(inbound) => {
                     failures = 0;
-                    match self.pump(connection, &mut shutdown).await {
-                        Exit::Shutdown => return self.finish("remoting shut down"),
+                    match self.watch(inbound, &mut shutdown).await {
+                        Exit::Shutdown => return self.shut_down().await,
                         Exit::Broken(reason) => {
-                            tracing::debug!(address = %self.endpoint.address, %reason, "connection lost; reconnecting");
+                            tracing::debug!(address = %endpoint.address, %reason, "connection lost; reconnecting");
                         }
                     }
                 }
                 Err(ConnectError::Blocked) => {
-                    return self.finish("the peer refused the connection: this system is on its block list");
+                    return endpoint.terminate("the peer refused the connection: this system is on its block list");
                 }
                 Err(ConnectError::Failed(reason)) => {
                     failures += 1;
-                    tracing::debug!(address = %self.endpoint.address, failures, %reason, "connect failed");
+                    tracing::debug!(address = %endpoint.address, failures, %reason, "connect failed");
                     if failures > remote.config.max_retries {
-                        return self.finish(&format!("{failures} connection attempts failed; last: {reason}"));
+                        return endpoint.terminate(&format!("{failures} connection attempts failed; last: {reason}"));
                     }
                 }
             }
+            // Whatever the old stream had not taken stays queued for the next one.
+            endpoint.detach(generation);
             let base = remote.config.retry_backoff.saturating_mul(1 << failures.min(10));
             let delay = base + Duration::from_millis(fastrand::u64(0..=base.as_millis().min(500) as u64));
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return self.finish("remoting shut down"),
+                _ = shutdown.changed() => return self.shut_down().await,
             }
         }
     }
 
-    async fn connect(&self) -> Result<Connection, ConnectError> {
+    /// Remoting is shutting down: a peer's connection that carries our
+    /// messages gets what is queued first (our own connection was flushed
+    /// by `watch`); then the endpoint terminates.
+    async fn shut_down(&self) {
+        let endpoint = &self.endpoint;
+        let inbound = {
+            let outbox = endpoint.outbox.lock();
+            (outbox.inbound && matches!(outbox.phase, Phase::Open | Phase::Closing)).then_some(outbox.generation)
+        };
+        if let Some(generation) = inbound
+            && !endpoint.drain(generation, FLUSH_TIMEOUT).await
+        {
+            tracing::warn!(address = %endpoint.address, "could not flush queued messages before shutdown");
+        }
+        endpoint.terminate("remoting shut down");
+    }
+
+    /// Opens the stream and completes the handshake; the outbound stream
+    /// starts draining the queues once the peer has accepted us.
+    async fn connect(&self, generation: u64) -> Result<Streaming<RemoteMessage>, ConnectError> {
         let remote = &self.endpoint.remote;
         let config = &remote.config;
         let failed = |e: &dyn std::fmt::Display| ConnectError::Failed(e.to_string());
@@ -324,7 +617,6 @@ impl Writer {
         let mut client = RemotingClient::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
-        let (tx, rx) = mpsc::channel::<RemoteMessage>(4);
         let hello = RemoteMessage {
             message_type: Some(MessageType::ConnectRequest(ConnectRequest {
                 connection_type: Some(connect_request::ConnectionType::ServerConnection(ServerConnection {
@@ -334,9 +626,9 @@ impl Writer {
                 })),
             })),
         };
-        tx.send(hello).await.map_err(|e| failed(&e))?;
+        let outbound = OutboundStream::new(self.endpoint.clone(), generation, hello, false);
         let handshake = async {
-            let response = client.receive(ReceiverStream::new(rx)).await.map_err(|e| failed(&e))?;
+            let response = client.receive(outbound).await.map_err(|e| failed(&e))?;
             let mut inbound = response.into_inner();
             match inbound.message().await.map_err(|e| failed(&e))? {
                 Some(RemoteMessage { message_type: Some(MessageType::ConnectResponse(r)) }) => {
@@ -357,136 +649,72 @@ impl Writer {
         let inbound = tokio::time::timeout(config.connect_timeout, handshake)
             .await
             .map_err(|_| ConnectError::Failed("handshake timed out".into()))??;
-        Ok(Connection { tx, inbound })
+        let mut outbox = self.endpoint.outbox.lock();
+        if outbox.generation == generation {
+            outbox.set_phase(Phase::Open);
+        }
+        Ok(inbound)
     }
 
-    async fn pump(&mut self, mut connection: Connection, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Exit {
-        let remote = self.endpoint.remote.clone();
-        let batch_size = remote.config.batch_size;
-        let local = remote.system.address();
-        for batch in std::mem::take(&mut self.stash) {
-            if connection.tx.send(batch_message(batch.clone())).await.is_err() {
-                self.stash.push(batch);
-                return Exit::Broken("stream closed while resending".into());
-            }
-        }
-        let mut items: Vec<Outgoing> = Vec::with_capacity(batch_size);
-        let mut urgent: Vec<Outgoing> = Vec::new();
-        let mut sent_batches = 0u64;
+    /// Delivers what the peer sends back on our connection until it breaks
+    /// or remoting shuts down (then flushes what is queued).
+    async fn watch(
+        &self,
+        mut inbound: Streaming<RemoteMessage>,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Exit {
+        let remote = &self.endpoint.remote;
+        let peer = &self.endpoint.address;
         loop {
-            tokio::select! {
+            let message = tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    self.flush(connection, &local).await;
+                    self.flush(inbound).await;
                     return Exit::Shutdown;
                 }
-                n = self.priority.recv_many(&mut urgent, batch_size) => if n == 0 { return Exit::Shutdown },
-                n = self.normal.recv_many(&mut items, batch_size) => if n == 0 { return Exit::Shutdown },
-                m = connection.inbound.message() => {
-                    return Exit::Broken(match m {
-                        Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) => "peer disconnected".into(),
-                        Ok(_) => "peer closed the stream".into(),
-                        Err(e) => e.to_string(),
-                    });
+                m = inbound.message() => m,
+            };
+            match message {
+                Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) })) => {
+                    crate::server::deliver_batch(remote, &batch, peer);
                 }
-            }
-            // Priority messages (watch, terminated, stop) go first in the batch.
-            while let Ok(o) = self.priority.try_recv() {
-                urgent.push(o);
-            }
-            let mut builder = BatchBuilder::new(&local, remote.config.max_frame_size);
-            let mut ready = Vec::new();
-            for o in urgent.drain(..).chain(items.drain(..)) {
-                if !builder.fits(&o) {
-                    ready.push(builder.take());
+                Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) => {
+                    return Exit::Broken("peer disconnected".into());
                 }
-                builder.push(o);
-            }
-            if !builder.is_empty() {
-                ready.push(builder.take());
-            }
-            let mut ready = ready.into_iter();
-            while let Some(batch) = ready.next() {
-                tracing::trace!(address = %self.endpoint.address, messages = batch.envelopes.len(), "remote.send");
-                if let Err(e) = connection.tx.send(batch_message(batch)).await {
-                    if let Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(b)) }) = Some(e.0) {
-                        self.stash.push(b);
-                    }
-                    self.stash.extend(ready);
-                    return Exit::Broken("stream closed".into());
-                }
-            }
-            sent_batches += 1;
-            if sent_batches.is_multiple_of(1024) {
-                self.endpoint.prune_pending();
+                Ok(Some(other)) => tracing::debug!(%peer, "ignoring unexpected message: {other:?}"),
+                Ok(None) => return Exit::Broken("peer closed the stream".into()),
+                Err(e) => return Exit::Broken(e.to_string()),
             }
         }
     }
 
     /// Sends what is queued right now (graceful shutdown), within a bounded time.
-    async fn flush(&mut self, connection: Connection, local: &str) {
-        let Connection { tx, mut inbound } = connection;
-        let max_frame = self.endpoint.remote.config.max_frame_size;
-        let mut builder = BatchBuilder::new(local, max_frame);
-        let mut batches = Vec::new();
-        while let Ok(o) = self.priority.try_recv().or_else(|_| self.normal.try_recv()) {
-            if !builder.fits(&o) {
-                batches.push(builder.take());
+    async fn flush(&self, mut inbound: Streaming<RemoteMessage>) {
+        let remote = &self.endpoint.remote;
+        let peer = &self.endpoint.address;
+        {
+            let mut outbox = self.endpoint.outbox.lock();
+            if outbox.phase == Phase::Open {
+                outbox.set_phase(Phase::Closing);
             }
-            builder.push(o);
         }
-        if !builder.is_empty() {
-            batches.push(builder.take());
-        }
-        let send_all = async {
-            for batch in batches {
-                if tx.send(batch_message(batch)).await.is_err() {
-                    return;
+        // Our stream ends once the queues are empty; the peer then reads
+        // everything and closes its side. Until then its messages still count.
+        let drained = async {
+            while let Ok(Some(m)) = inbound.message().await {
+                if let Some(MessageType::MessageBatch(batch)) = m.message_type {
+                    crate::server::deliver_batch(remote, &batch, peer);
                 }
             }
-            // Ending our side lets the peer read everything, then close; wait for that.
-            drop(tx);
-            while let Ok(Some(_)) = inbound.message().await {}
         };
-        if tokio::time::timeout(Duration::from_secs(2), send_all).await.is_err() {
+        if tokio::time::timeout(FLUSH_TIMEOUT, drained).await.is_err() {
             tracing::warn!(address = %self.endpoint.address, "could not flush queued messages before shutdown");
         }
     }
-
-    /// Terminates the endpoint and hands everything still queued to dead letters.
-    fn finish(mut self, reason: &str) {
-        self.endpoint.terminate(reason);
-        self.normal.close();
-        self.priority.close();
-        let address = self.endpoint.address.clone();
-        let mut dead = Vec::new();
-        while let Ok(o) = self.priority.try_recv() {
-            dead.push(o);
-        }
-        while let Ok(o) = self.normal.try_recv() {
-            dead.push(o);
-        }
-        for o in dead {
-            let pid = Pid::new(address.clone(), o.target.clone());
-            self.endpoint.undeliverable(&pid, o, None);
-        }
-        let peer = address.to_string();
-        for batch in std::mem::take(&mut self.stash) {
-            for e in &batch.envelopes {
-                let target = usize::try_from(e.target).ok().and_then(|i| batch.targets.get(i));
-                let sender = wire::sender_index(e.sender).and_then(|i| batch.senders.get(i));
-                if let (Some(target), Some(sender)) = (target, sender) {
-                    let sender = wire::pid_from_wire(sender, &self.endpoint.local);
-                    let target = Pid::new(peer.as_str(), target.as_str());
-                    self.endpoint
-                        .remote
-                        .system
-                        .send_user_message(&sender, Envelope::new(DeadLetterResponse { target }));
-                }
-            }
-        }
-    }
 }
+
+/// How long a graceful shutdown waits for queued messages to be written.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn batch_message(batch: MessageBatch) -> RemoteMessage {
     RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) }

@@ -103,7 +103,33 @@ impl RemoteInner {
             return Arc::new(TerminatedAddress { system: self.system.clone() });
         }
         let address: Arc<str> = Arc::from(address);
-        self.endpoints.entry(address.clone()).or_insert_with(|| Endpoint::start(self, address)).value().clone()
+        self.endpoints.entry(address.clone()).or_insert_with(|| Endpoint::start(self, address, false)).value().clone()
+    }
+
+    /// Lets a connection the peer at `address` opened carry our messages to
+    /// it as well, if our endpoint for it has no connection of its own.
+    pub(crate) fn attach_inbound(self: &Arc<Self>, address: &str) -> Option<(Arc<Endpoint>, u64)> {
+        if self.is_shutting_down() || address == &*self.system.address() {
+            return None;
+        }
+        if let Some(at) = self.terminated.get(address)
+            && at.elapsed() < self.config.terminated_address_block
+        {
+            return None;
+        }
+        let mut created = false;
+        let endpoint = self
+            .endpoints
+            .entry(Arc::from(address))
+            .or_insert_with(|| {
+                created = true;
+                self.terminated.remove(address);
+                Endpoint::start(self, Arc::from(address), true)
+            })
+            .value()
+            .clone();
+        let generation = if created { Some(1) } else { endpoint.attach_inbound() };
+        generation.map(|g| (endpoint, g))
     }
 
     pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint) {

@@ -1,19 +1,21 @@
 //! The receiving side: the gRPC service that accepts a peer's stream, checks
 //! its handshake against the block list and delivers its batches locally.
 
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use protoactor_actor::{Envelope, Pid, SystemMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::proto::remote_message::MessageType;
 use crate::proto::remoting_server::Remoting;
 use crate::proto::{ConnectResponse, MessageBatch, RemoteMessage, connect_request};
+use crate::endpoint::{Endpoint, OutboundStream};
 use crate::remote::RemoteInner;
 use crate::wire::{self, Delivery, UndeliveredRemoteMessage};
 
@@ -37,69 +39,159 @@ impl Remoting for RemotingService {
             return Err(Status::unavailable("this system is shutting down"));
         }
         let peer = request.remote_addr();
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel::<Result<RemoteMessage, Status>>(4);
-        let remote = self.remote.clone();
-        let mut shutdown = remote.shutdown.subscribe();
-        let runtime = remote.system.runtime().clone();
-        runtime.spawn(async move {
-            let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message()).await;
-            let connection = match first {
-                Ok(Ok(Some(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) }))) => c.connection_type,
-                other => {
-                    tracing::warn!(?peer, "refusing a stream that did not open with a ConnectRequest: {other:?}");
-                    let _ = tx.send(Err(Status::invalid_argument("the first message must be a ConnectRequest"))).await;
-                    return;
-                }
-            };
-            let (member_id, address) = match connection {
-                Some(connect_request::ConnectionType::ServerConnection(s)) => {
-                    if s.block_list.iter().any(|id| id == remote.system.id()) {
-                        tracing::warn!(peer = %s.address, "the peer has blocked this system");
-                    }
-                    (s.member_id, s.address)
-                }
-                Some(connect_request::ConnectionType::ClientConnection(c)) => (c.member_id, String::new()),
-                None => {
-                    let _ = tx.send(Err(Status::invalid_argument("ConnectRequest without a connection type"))).await;
-                    return;
-                }
-            };
-            if remote.is_blocked(&member_id) {
-                tracing::info!(member = %member_id, %address, "refused a blocked system");
-                let refusal = ConnectResponse { member_id: remote.system.id().to_string(), blocked: true };
-                let _ = tx.send(Ok(RemoteMessage { message_type: Some(MessageType::ConnectResponse(refusal)) })).await;
+        let inbound = request.into_inner();
+        // The response opens at once (a client may wait for it before its
+        // first message); what it carries is decided by the handshake.
+        let (decide, decision) = oneshot::channel::<ResponseStream>();
+        let runtime = self.remote.system.runtime().clone();
+        runtime.spawn(accept(self.remote.clone(), inbound, peer, decide));
+        let response = futures_util::stream::once(decision).flat_map(|chosen| match chosen {
+            Ok(stream) => stream,
+            Err(_) => Box::pin(futures_util::stream::empty()),
+        });
+        Ok(Response::new(Box::pin(response)))
+    }
+}
+
+/// Reads the handshake, then serves the stream.
+async fn accept(
+    remote: Arc<RemoteInner>,
+    mut inbound: Streaming<RemoteMessage>,
+    peer: Option<SocketAddr>,
+    decide: oneshot::Sender<ResponseStream>,
+) {
+    let refuse = |decide: oneshot::Sender<ResponseStream>, status: Status| {
+        let _ = decide.send(Box::pin(futures_util::stream::iter([Err(status)])));
+    };
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message()).await;
+    let connection = match first {
+        Ok(Ok(Some(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) }))) => c.connection_type,
+        other => {
+            tracing::warn!(?peer, "refusing a stream that did not open with a ConnectRequest: {other:?}");
+            return refuse(decide, Status::invalid_argument("the first message must be a ConnectRequest"));
+        }
+    };
+    let (member_id, address) = match connection {
+        Some(connect_request::ConnectionType::ServerConnection(s)) => {
+            if s.block_list.iter().any(|id| id == remote.system.id()) {
+                tracing::warn!(peer = %s.address, "the peer has blocked this system");
+            }
+            (s.member_id, s.address)
+        }
+        Some(connect_request::ConnectionType::ClientConnection(c)) => (c.member_id, String::new()),
+        None => return refuse(decide, Status::invalid_argument("ConnectRequest without a connection type")),
+    };
+    let respond = |blocked| RemoteMessage {
+        message_type: Some(MessageType::ConnectResponse(ConnectResponse {
+            member_id: remote.system.id().to_string(),
+            blocked,
+        })),
+    };
+    if remote.is_blocked(&member_id) {
+        tracing::info!(member = %member_id, %address, "refused a blocked system");
+        let _ = decide.send(Box::pin(futures_util::stream::iter([Ok(respond(true))])));
+        return;
+    }
+    tracing::debug!(member = %member_id, %address, "inbound stream connected");
+    // Our messages to the peer may ride back on its connection, but only if
+    // it really is at the address it claims: otherwise anyone could draw
+    // another member's traffic to themselves.
+    let attached = match peer {
+        Some(peer) if !address.is_empty() && claims_own_address(peer, &address).await => {
+            remote.attach_inbound(&address)
+        }
+        _ => None,
+    };
+    let shutdown = remote.shutdown.subscribe();
+    let attached = match attached {
+        Some((endpoint, generation)) => {
+            let outbound = OutboundStream::new(endpoint.clone(), generation, respond(false), true);
+            if decide.send(Box::pin(outbound.map(Ok))).is_err() {
+                endpoint.detach(generation);
                 return;
             }
-            let welcome = ConnectResponse { member_id: remote.system.id().to_string(), blocked: false };
-            if tx.send(Ok(RemoteMessage { message_type: Some(MessageType::ConnectResponse(welcome)) })).await.is_err() {
+            Attached::Endpoint(endpoint, generation)
+        }
+        None => {
+            let (tx, rx) = mpsc::channel::<Result<RemoteMessage, Status>>(4);
+            let _ = tx.try_send(Ok(respond(false)));
+            if decide.send(Box::pin(ReceiverStream::new(rx))).is_err() {
                 return;
             }
-            tracing::debug!(member = %member_id, %address, "inbound stream connected");
-            loop {
-                let next = tokio::select! {
-                    m = inbound.message() => m,
-                    _ = shutdown.changed() => {
+            Attached::Control(tx)
+        }
+    };
+    read_inbound(remote, inbound, address, shutdown, attached).await;
+}
+
+/// What carries our side of an inbound connection.
+enum Attached {
+    /// Our endpoint for the peer sends on it.
+    Endpoint(Arc<Endpoint>, u64),
+    /// Only the handshake answer and the goodbye.
+    Control(mpsc::Sender<Result<RemoteMessage, Status>>),
+}
+
+/// True if `address` (host:port) names the host `peer` connects from.
+async fn claims_own_address(peer: SocketAddr, address: &str) -> bool {
+    let ip = peer.ip().to_canonical();
+    let Some((host, port)) = address.rsplit_once(':') else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(claimed) = host.parse::<IpAddr>() {
+        return claimed.to_canonical() == ip;
+    }
+    let Ok(port) = port.parse::<u16>() else { return false };
+    match tokio::time::timeout(Duration::from_secs(1), tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(mut addresses)) => addresses.any(|a| a.ip().to_canonical() == ip),
+        _ => false,
+    }
+}
+
+/// Delivers what the peer sends until it disconnects; at shutdown the peer
+/// gets what is queued for it, then a DisconnectRequest.
+async fn read_inbound(
+    remote: Arc<RemoteInner>,
+    mut inbound: Streaming<RemoteMessage>,
+    address: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    attached: Attached,
+) {
+    let mut deadline = None;
+    loop {
+        let next = tokio::select! {
+            m = inbound.message() => m,
+            _ = shutdown.changed(), if deadline.is_none() => {
+                match &attached {
+                    Attached::Control(tx) => {
                         let bye = RemoteMessage { message_type: Some(MessageType::DisconnectRequest(Default::default())) };
                         let _ = tx.send(Ok(bye)).await;
                         return;
                     }
-                };
-                match next {
-                    Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) })) => {
-                        deliver_batch(&remote, &batch, &address);
-                    }
-                    Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) | Ok(None) => return,
-                    Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
-                    Err(status) => {
-                        tracing::warn!(%address, %status, "inbound stream failed; the peer will reconnect");
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
+                    // The endpoint's writer drains our side; keep reading
+                    // until the peer hangs up, for a bounded time.
+                    Attached::Endpoint(..) => deadline = Some(tokio::time::Instant::now() + Duration::from_secs(3)),
                 }
+                continue;
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
+        };
+        match next {
+            Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) })) => {
+                deliver_batch(&remote, &batch, &address);
+            }
+            Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) | Ok(None) => break,
+            Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
+            Err(status) => {
+                tracing::warn!(%address, %status, "inbound stream failed; the peer will reconnect");
+                if let Attached::Control(tx) = &attached {
+                    let _ = tx.send(Err(status)).await;
+                }
+                break;
+            }
+        }
+    }
+    if let Attached::Endpoint(endpoint, generation) = attached {
+        endpoint.detach(generation);
     }
 }
 

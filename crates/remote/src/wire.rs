@@ -189,8 +189,8 @@ type PtrMap = HashMap<usize, i32, std::hash::BuildHasherDefault<PtrHasher>>;
 /// Type names and targets are de-duplicated by the identity of their shared
 /// strings (the registry's name, the pid's id); two distinct strings with equal
 /// text just take two table slots, which is still correct.
-pub(crate) struct BatchBuilder<'a> {
-    local_address: &'a str,
+pub(crate) struct BatchBuilder {
+    local_address: Arc<str>,
     max_frame: usize,
     batch: MessageBatch,
     types: PtrMap,
@@ -205,8 +205,8 @@ pub(crate) struct BatchBuilder<'a> {
 /// Bytes an envelope adds besides its payload (indices, tags, lengths).
 const ENVELOPE_OVERHEAD: usize = 48;
 
-impl<'a> BatchBuilder<'a> {
-    pub(crate) fn new(local_address: &'a str, max_frame: usize) -> Self {
+impl BatchBuilder {
+    pub(crate) fn new(local_address: Arc<str>, max_frame: usize) -> Self {
         BatchBuilder {
             local_address,
             max_frame,
@@ -249,7 +249,7 @@ impl<'a> BatchBuilder<'a> {
             Some(pid) => match self.senders.get(pid) {
                 Some(i) => *i,
                 None => {
-                    self.batch.senders.push(pid_to_wire(pid, self.local_address));
+                    self.batch.senders.push(pid_to_wire(pid, &self.local_address));
                     let i = self.batch.senders.len() as i32;
                     self.senders.insert(pid.clone(), i);
                     i
@@ -434,7 +434,7 @@ mod tests {
     #[test]
     fn tables_are_deduplicated_and_indices_stay_right() {
         let t: Arc<str> = Arc::from("test.T");
-        let mut builder = BatchBuilder::new("127.0.0.1:1", 1 << 20);
+        let mut builder = BatchBuilder::new("127.0.0.1:1".into(), 1 << 20);
         let a: Arc<str> = Arc::from("a");
         builder.push(outgoing(&a, &t));
         builder.push(outgoing(&a, &t));
@@ -457,7 +457,7 @@ mod tests {
     fn batches_split_under_the_frame_size() {
         let t: Arc<str> = Arc::from("test.T");
         let a: Arc<str> = Arc::from("a");
-        let mut builder = BatchBuilder::new("127.0.0.1:1", 4096);
+        let mut builder = BatchBuilder::new("127.0.0.1:1".into(), 4096);
         let mut batches = 0;
         for _ in 0..100 {
             let mut o = outgoing(&a, &t);
