@@ -383,3 +383,21 @@ async fn concurrent_messages_to_local_and_remote_actors_are_all_acknowledged() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_both_directions() {
+    let (a, b) = pair().await;
+    let (_sub, mut b_dialed) = b.system.event_stream().subscribe_channel::<protoactor_remote::EndpointConnected>();
+    b.echo("echo");
+    let a_echo = a.echo("echo");
+    let pong: Pong = a.system.root().request_future(&b.pid("echo"), Ping(1), WAIT).await.expect("A asks B");
+    assert_eq!(pong, Pong(1));
+    // B would have announced a connection of its own before sending on it.
+    assert!(b_dialed.try_recv().is_err(), "B answered over a connection it dialed itself");
+    // B's own requests to A use A's connection too, senders and all.
+    let pong: Pong = b.system.root().request_future(&a_echo, Ping(2), WAIT).await.expect("B asks A");
+    assert_eq!(pong, Pong(2));
+    assert!(b_dialed.try_recv().is_err(), "B dialed A although A's connection was up");
+    a.stop().await;
+    b.stop().await;
+}

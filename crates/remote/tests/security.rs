@@ -167,12 +167,16 @@ async fn rogue_stream(address: &str) -> (mpsc::Sender<RemoteMessage>, Result<Str
 }
 
 fn connect_request(member_id: &str) -> RemoteMessage {
+    // Replies to senders of this stream go nowhere.
+    connect_request_from(member_id, "127.0.0.1:1")
+}
+
+fn connect_request_from(member_id: &str, claimed_address: &str) -> RemoteMessage {
     RemoteMessage {
         message_type: Some(MessageType::ConnectRequest(ConnectRequest {
             connection_type: Some(connect_request::ConnectionType::ServerConnection(ServerConnection {
                 member_id: member_id.to_string(),
-                // Replies to senders of this stream go nowhere.
-                address: "127.0.0.1:1".to_string(),
+                address: claimed_address.to_string(),
                 block_list: vec![],
             })),
         })),
@@ -202,8 +206,17 @@ fn marker_batch(target: &str, n: u32) -> RemoteMessage {
 
 /// Opens a rogue stream and completes the handshake.
 async fn handshaken(address: &str, member_id: &str) -> (mpsc::Sender<RemoteMessage>, Streaming<RemoteMessage>) {
+    handshaken_as(address, member_id, "127.0.0.1:1").await
+}
+
+/// Opens a rogue stream claiming to be the system at `claimed_address`.
+async fn handshaken_as(
+    address: &str,
+    member_id: &str,
+    claimed_address: &str,
+) -> (mpsc::Sender<RemoteMessage>, Streaming<RemoteMessage>) {
     let (tx, response) = rogue_stream(address).await;
-    tx.send(connect_request(member_id)).await.expect("send handshake");
+    tx.send(connect_request_from(member_id, claimed_address)).await.expect("send handshake");
     let mut inbound = response.expect("the stream opens");
     let first = tokio::time::timeout(WAIT, inbound.message()).await.expect("handshake answered in time");
     match first {
@@ -519,6 +532,44 @@ async fn invalid_and_oversized_protobuf_frames_end_only_their_own_stream() {
         // Over the limit before the handshake: refused with the decoder's status.
         let status = raw_stream(&address, vec![vec![0u8; MAX + 1]]).await.expect_err("refused");
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The next batch B sends back on a rogue stream, or `None` within `wait`.
+async fn next_batch(inbound: &mut Streaming<RemoteMessage>, wait: Duration) -> Option<MessageBatch> {
+    loop {
+        match tokio::time::timeout(wait, inbound.message()).await {
+            Err(_) => return None,
+            Ok(Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(b)) }))) => return Some(b),
+            Ok(Ok(Some(_))) => continue,
+            Ok(other) => panic!("the stream ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_ride_back_only_to_a_peer_at_the_address_it_claims() {
+    let (a, b) = pair().await;
+    b.echo("echo");
+    let address = b.address.clone();
+    while_a_good_client_talks(&a, b.pid("echo"), async {
+        // Connecting from 127.0.0.1 and claiming it: B's messages for that
+        // address come back on the stream, no second connection needed.
+        let (_tx, mut inbound) = handshaken_as(&address, "honest", "127.0.0.1:9").await;
+        b.system.root().send(&Pid::new("127.0.0.1:9", "someone"), Marker(7));
+        let batch = next_batch(&mut inbound, WAIT).await.expect("B's message comes back on the stream");
+        assert_eq!(batch.targets, vec!["someone".to_string()]);
+        assert_eq!(batch.type_names, vec!["test.Marker".to_string()]);
+
+        // Claiming an address it does not connect from: B must not hand it
+        // the traffic for that address (B dials the address instead).
+        let (_tx, mut inbound) = handshaken_as(&address, "impostor", "10.255.255.1:9").await;
+        b.system.root().send(&Pid::new("10.255.255.1:9", "victim"), Marker(8));
+        // A window, not synchronisation: nothing may arrive within it.
+        assert!(next_batch(&mut inbound, Duration::from_millis(500)).await.is_none(), "traffic was hijacked");
     })
     .await;
     a.stop().await;
