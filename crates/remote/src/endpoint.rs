@@ -21,12 +21,13 @@ use protoactor_actor::{
 use tokio::sync::mpsc;
 use tonic::Streaming;
 
+use crate::codec::{Inbound, Outbound, WireCodec};
 use crate::error::Error;
 use crate::proto::remote_message::MessageType;
-use crate::proto::remoting_client::RemotingClient;
-use crate::proto::{ConnectRequest, MessageBatch, RemoteMessage, ServerConnection, connect_request};
+use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
 use crate::remote::{EndpointConnected, EndpointTerminated, RemoteInner};
-use crate::wire::{self, BatchBuilder, Outgoing, UndeliveredRemoteMessage};
+use crate::wire;
+use crate::wire::{BatchBuilder, Outgoing, Payload, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
     pub(crate) address: Arc<str>,
@@ -111,9 +112,14 @@ impl Endpoint {
                 if let Some(reason) = reason {
                     tracing::warn!(target = %pid, message = %outgoing.type_name, %reason, "remote message not delivered");
                 }
-                let message =
-                    UndeliveredRemoteMessage { type_name: outgoing.type_name.to_string(), data: outgoing.data };
-                system.dead_letter(pid, Envelope::new(message))
+                let message = match outgoing.payload {
+                    // Not serialized yet: the message itself is the dead letter.
+                    Payload::Message { message, .. } => Envelope::from_boxed(message),
+                    Payload::Bytes(data) => {
+                        Envelope::new(UndeliveredRemoteMessage { type_name: outgoing.type_name.to_string(), data })
+                    }
+                };
+                system.dead_letter(pid, message)
             }
         }
     }
@@ -282,8 +288,6 @@ impl Endpoint {
     }
 }
 
-
-
 impl Endpoint {
     /// Lets the connection the peer opened to us carry this endpoint's
     /// messages too (one stream per pair of systems), unless this endpoint
@@ -415,12 +419,12 @@ impl OutboundStream {
 }
 
 impl Stream for OutboundStream {
-    type Item = RemoteMessage;
+    type Item = Outbound;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RemoteMessage>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
         let this = self.get_mut();
         if let Some(opening) = this.opening.take() {
-            return Poll::Ready(Some(opening));
+            return Poll::Ready(Some(Outbound::Control(opening)));
         }
         let endpoint = &this.endpoint;
         let mut outbox = endpoint.outbox.lock();
@@ -463,13 +467,14 @@ impl Stream for OutboundStream {
             drop(outbox);
             endpoint.transport_changed.notify_waiters();
             if std::mem::take(&mut this.farewell) {
-                return Poll::Ready(Some(RemoteMessage {
+                return Poll::Ready(Some(Outbound::Control(RemoteMessage {
                     message_type: Some(MessageType::DisconnectRequest(Default::default())),
-                }));
+                })));
             }
             return Poll::Ready(None);
         }
         let mut items = std::mem::take(&mut outbox.ready);
+        this.builder.reserve(items.len());
         {
             let mut drain = items.drain(..);
             while let Some(o) = drain.next() {
@@ -493,7 +498,7 @@ impl Stream for OutboundStream {
         }
         let batch = this.builder.take();
         tracing::trace!(address = %endpoint.address, messages = batch.envelopes.len(), "remote.send");
-        Poll::Ready(Some(batch_message(batch)))
+        Poll::Ready(Some(Outbound::Batch(batch)))
     }
 }
 
@@ -600,7 +605,7 @@ impl Writer {
 
     /// Opens the stream and completes the handshake; the outbound stream
     /// starts draining the queues once the peer has accepted us.
-    async fn connect(&self, generation: u64) -> Result<Streaming<RemoteMessage>, ConnectError> {
+    async fn connect(&self, generation: u64) -> Result<Streaming<Inbound>, ConnectError> {
         let remote = &self.endpoint.remote;
         let config = &remote.config;
         let failed = |e: &dyn std::fmt::Display| ConnectError::Failed(e.to_string());
@@ -614,7 +619,7 @@ impl Writer {
         }
         // The source chain says why (refused, certificate not trusted...).
         let channel = endpoint.connect().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
-        let mut client = RemotingClient::new(channel)
+        let mut client = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
         let hello = RemoteMessage {
@@ -628,10 +633,13 @@ impl Writer {
         };
         let outbound = OutboundStream::new(self.endpoint.clone(), generation, hello, false);
         let handshake = async {
-            let response = client.receive(outbound).await.map_err(|e| failed(&e))?;
+            client.ready().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(crate::server::RECEIVE_PATH);
+            let response =
+                client.streaming(tonic::Request::new(outbound), path, WireCodec).await.map_err(|e| failed(&e))?;
             let mut inbound = response.into_inner();
             match inbound.message().await.map_err(|e| failed(&e))? {
-                Some(RemoteMessage { message_type: Some(MessageType::ConnectResponse(r)) }) => {
+                Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::ConnectResponse(r)) })) => {
                     if r.blocked {
                         let address = self.endpoint.address.to_string();
                         remote.system.event_stream().publish(crate::remote::BlockedByPeer { address });
@@ -658,11 +666,7 @@ impl Writer {
 
     /// Delivers what the peer sends back on our connection until it breaks
     /// or remoting shuts down (then flushes what is queued).
-    async fn watch(
-        &self,
-        mut inbound: Streaming<RemoteMessage>,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Exit {
+    async fn watch(&self, mut inbound: Streaming<Inbound>, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Exit {
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
         loop {
@@ -675,10 +679,8 @@ impl Writer {
                 m = inbound.message() => m,
             };
             match message {
-                Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) })) => {
-                    crate::server::deliver_batch(remote, &batch, peer);
-                }
-                Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) => {
+                Ok(Some(Inbound::Batch(batch))) => crate::server::deliver_batch(remote, &batch, peer),
+                Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) }))) => {
                     return Exit::Broken("peer disconnected".into());
                 }
                 Ok(Some(other)) => tracing::debug!(%peer, "ignoring unexpected message: {other:?}"),
@@ -689,7 +691,7 @@ impl Writer {
     }
 
     /// Sends what is queued right now (graceful shutdown), within a bounded time.
-    async fn flush(&self, mut inbound: Streaming<RemoteMessage>) {
+    async fn flush(&self, mut inbound: Streaming<Inbound>) {
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
         {
@@ -702,7 +704,7 @@ impl Writer {
         // everything and closes its side. Until then its messages still count.
         let drained = async {
             while let Ok(Some(m)) = inbound.message().await {
-                if let Some(MessageType::MessageBatch(batch)) = m.message_type {
+                if let Inbound::Batch(batch) = m {
                     crate::server::deliver_batch(remote, &batch, peer);
                 }
             }
@@ -715,7 +717,3 @@ impl Writer {
 
 /// How long a graceful shutdown waits for queued messages to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn batch_message(batch: MessageBatch) -> RemoteMessage {
-    RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) }
-}

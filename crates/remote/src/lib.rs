@@ -1,7 +1,7 @@
 //! # protoactor-remote
 //!
 //! Actor systems on different hosts exchange messages by [`Pid`](protoactor_actor::Pid),
-//! exactly as local ones do, over one gRPC stream per direction and pair of
+//! exactly as local ones do, over one bidirectional gRPC stream per pair of
 //! systems. Messages are serialized once by a registry (protobuf by full
 //! name, or JSON), queued per remote address, and written in batches whose
 //! type names, targets and senders are de-duplicated.
@@ -34,6 +34,7 @@
 //! `docs/semantics.md` at the repository root.
 
 mod activator;
+mod codec;
 mod config;
 mod endpoint;
 mod error;
@@ -62,7 +63,6 @@ pub use wire::UndeliveredRemoteMessage;
 /// range, or a panic in decoding).
 #[doc(hidden)]
 pub fn fuzz_decode_batch(bytes: &[u8]) {
-    use prost::Message as _;
     static SERIALIZATION: std::sync::OnceLock<Serialization> = std::sync::OnceLock::new();
     let serialization = SERIALIZATION.get_or_init(|| {
         let mut s = Serialization::new();
@@ -71,7 +71,7 @@ pub fn fuzz_decode_batch(bytes: &[u8]) {
         s.register_protobuf_named::<proto::ActorPidResponse>("remote.ActorPidResponse");
         s
     });
-    let Ok(batch) = proto::MessageBatch::decode(bytes) else { return };
+    let Ok(batch) = codec::parse_batch(bytes::Bytes::copy_from_slice(bytes)) else { return };
     let peer = "127.0.0.1:1";
     let senders: Vec<protoactor_actor::Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer)).collect();
     let slots = wire::type_slots(serialization, &batch);

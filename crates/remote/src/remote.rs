@@ -19,10 +19,9 @@ use crate::activator::{ACTIVATOR, Activator};
 use crate::config::RemoteConfig;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::proto::remoting_server::RemotingServer;
 use crate::proto::{ActorPidRequest, ActorPidResponse, ResponseStatusCode};
 use crate::serialization::Serialization;
-use crate::server::RemotingService;
+use crate::server::RemotingServer;
 use crate::throttle_log::LogThrottle;
 use crate::wire::BuiltinNames;
 
@@ -253,9 +252,7 @@ impl Remote {
             .spawn_named(Props::from_producer(move || Activator { kinds: kinds.clone() }), ACTIVATOR)
             .map_err(|e| Error::Transport(format!("could not start the activator: {e}")))?;
 
-        let service = RemotingServer::new(RemotingService { remote: self.inner.clone() })
-            .max_decoding_message_size(config.max_frame_size)
-            .max_encoding_message_size(config.max_frame_size);
+        let service = RemotingServer { remote: self.inner.clone() };
         let mut shutdown = self.inner.shutdown.subscribe();
         // `Server::tcp_nodelay` does not apply to a listener we bind ourselves;
         // without this, replies from the server side wait on Nagle's algorithm.

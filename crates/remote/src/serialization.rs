@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use protoactor_actor::{AnyMessage, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -21,8 +22,11 @@ pub const PROTOBUF: i32 = 0;
 /// Serializer id of JSON on the wire.
 pub const JSON: i32 = 1;
 
-type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
-type DecodeFn = fn(&[u8]) -> Result<AnyMessage, String>;
+pub(crate) type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
+type EncodedLenFn = fn(&AnyMessage) -> usize;
+/// Takes the bytes as a slice of the received frame: protobuf `bytes` fields
+/// then decode with one copy at most (none for `Bytes` fields).
+type DecodeFn = fn(Bytes) -> Result<AnyMessage, String>;
 
 /// How one local type is written.
 #[derive(Clone)]
@@ -31,7 +35,10 @@ pub(crate) struct TypeEntry {
     pub(crate) serializer_id: i32,
     /// Sent in the priority lane, ahead of queued user traffic.
     pub(crate) priority: bool,
-    encode: EncodeFn,
+    pub(crate) encode: EncodeFn,
+    /// Known without encoding (protobuf): the message is then serialized
+    /// late, straight into the frame.
+    pub(crate) encoded_len: Option<EncodedLenFn>,
 }
 
 /// How one wire name is read.
@@ -40,10 +47,29 @@ pub(crate) struct NameEntry {
     decode: DecodeFn,
 }
 
+/// Hashes a `TypeId` (already a hash) with one multiply instead of SipHash:
+/// the registry is looked up for every message sent.
+#[derive(Default, Clone, Copy)]
+struct TypeIdHasher(u64);
+
+impl std::hash::Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Registered message types, shared by all endpoints of a system.
 #[derive(Default, Clone)]
 pub struct Serialization {
-    by_type: HashMap<TypeId, Arc<TypeEntry>>,
+    by_type: HashMap<TypeId, Arc<TypeEntry>, std::hash::BuildHasherDefault<TypeIdHasher>>,
     by_name: HashMap<String, Arc<NameEntry>>,
 }
 
@@ -61,7 +87,11 @@ fn encode_prost<T: prost::Message + 'static>(message: &AnyMessage, buf: &mut Vec
     m.encode(buf).map_err(|e| e.to_string())
 }
 
-fn decode_prost<T: prost::Message + Default + Send + 'static>(data: &[u8]) -> Result<AnyMessage, String> {
+fn encoded_len_prost<T: prost::Message + 'static>(message: &AnyMessage) -> usize {
+    message.downcast_ref::<T>().map_or(0, prost::Message::encoded_len)
+}
+
+fn decode_prost<T: prost::Message + Default + Send + 'static>(data: Bytes) -> Result<AnyMessage, String> {
     T::decode(data).map(AnyMessage::new).map_err(|e| e.to_string())
 }
 
@@ -70,8 +100,8 @@ fn encode_json<T: Serialize + 'static>(message: &AnyMessage, buf: &mut Vec<u8>) 
     serde_json::to_writer(buf, m).map_err(|e| e.to_string())
 }
 
-fn decode_json<T: DeserializeOwned + Send + 'static>(data: &[u8]) -> Result<AnyMessage, String> {
-    serde_json::from_slice::<T>(data).map(AnyMessage::new).map_err(|e| e.to_string())
+fn decode_json<T: DeserializeOwned + Send + 'static>(data: Bytes) -> Result<AnyMessage, String> {
+    serde_json::from_slice::<T>(&data).map(AnyMessage::new).map_err(|e| e.to_string())
 }
 
 impl Serialization {
@@ -80,9 +110,15 @@ impl Serialization {
         Self::default()
     }
 
-    fn add<T: Message>(&mut self, name: &str, serializer_id: i32, encode: EncodeFn, decode: DecodeFn) {
+    fn add<T: Message>(
+        &mut self,
+        name: &str,
+        serializer_id: i32,
+        (encode, encoded_len): (EncodeFn, Option<EncodedLenFn>),
+        decode: DecodeFn,
+    ) {
         let name: Arc<str> = Arc::from(name);
-        let entry = TypeEntry { name: name.clone(), serializer_id, priority: false, encode };
+        let entry = TypeEntry { name: name.clone(), serializer_id, priority: false, encode, encoded_len };
         self.by_type.insert(TypeId::of::<T>(), Arc::new(entry));
         self.by_name.insert(name.to_string(), Arc::new(NameEntry { serializer_id, decode }));
     }
@@ -92,7 +128,7 @@ impl Serialization {
     where
         T: prost::Message + prost::Name + Default + Send + 'static,
     {
-        self.add::<T>(&T::full_name(), PROTOBUF, encode_prost::<T>, decode_prost::<T>);
+        self.add::<T>(&T::full_name(), PROTOBUF, (encode_prost::<T>, Some(encoded_len_prost::<T>)), decode_prost::<T>);
     }
 
     /// Registers a prost message under an explicit name (for types generated
@@ -101,7 +137,7 @@ impl Serialization {
     where
         T: prost::Message + Default + Send + 'static,
     {
-        self.add::<T>(name, PROTOBUF, encode_prost::<T>, decode_prost::<T>);
+        self.add::<T>(name, PROTOBUF, (encode_prost::<T>, Some(encoded_len_prost::<T>)), decode_prost::<T>);
     }
 
     /// Registers a serde type to travel as JSON under `name`.
@@ -109,7 +145,7 @@ impl Serialization {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.add::<T>(name, JSON, encode_json::<T>, decode_json::<T>);
+        self.add::<T>(name, JSON, (encode_json::<T>, None), decode_json::<T>);
     }
 
     /// Registers a prost message like [`register_protobuf`](Self::register_protobuf)
@@ -137,12 +173,18 @@ impl Serialization {
     }
 
     /// Encodes `message` with its registered serializer.
+    #[cfg(test)]
     pub(crate) fn encode(&self, message: &AnyMessage) -> Result<(Arc<TypeEntry>, Vec<u8>), Error> {
         let entry = self.entry(message)?;
+        Ok((entry.clone(), self.encode_with(entry, message)?))
+    }
+
+    /// Encodes `message` with `entry`, found earlier.
+    pub(crate) fn encode_with(&self, entry: &TypeEntry, message: &AnyMessage) -> Result<Vec<u8>, Error> {
         let mut buf = Vec::new();
         (entry.encode)(message, &mut buf)
             .map_err(|reason| Error::Serialize { type_name: entry.name.to_string(), reason })?;
-        Ok((entry.clone(), buf))
+        Ok(buf)
     }
 
     /// The reader for a wire type name.
@@ -153,7 +195,7 @@ impl Serialization {
     /// Decodes a message received under `type_name` with `serializer_id`.
     pub fn decode(&self, type_name: &str, serializer_id: i32, data: &[u8]) -> Result<AnyMessage, Error> {
         let entry = self.by_name.get(type_name).ok_or_else(|| Error::UnknownTypeName(type_name.to_string()))?;
-        decode_with(entry, type_name, serializer_id, data)
+        decode_with(entry, type_name, serializer_id, Bytes::copy_from_slice(data))
     }
 }
 
@@ -162,7 +204,7 @@ pub(crate) fn decode_with(
     entry: &NameEntry,
     type_name: &str,
     serializer_id: i32,
-    data: &[u8],
+    data: Bytes,
 ) -> Result<AnyMessage, Error> {
     {
         if entry.serializer_id != serializer_id {

@@ -4,59 +4,102 @@
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use protoactor_actor::{Envelope, Pid, SystemMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::proto::remote_message::MessageType;
-use crate::proto::remoting_server::Remoting;
-use crate::proto::{ConnectResponse, MessageBatch, RemoteMessage, connect_request};
+use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
 use crate::endpoint::{Endpoint, OutboundStream};
+use crate::proto::remote_message::MessageType;
+use crate::proto::{ConnectResponse, RemoteMessage, connect_request};
 use crate::remote::RemoteInner;
 use crate::wire::{self, Delivery, UndeliveredRemoteMessage};
 
-pub(crate) struct RemotingService {
+/// The gRPC service: `remote.Remoting/Receive`, with our own codec (the
+/// bytes are those of `protos/remote.proto`).
+#[derive(Clone)]
+pub(crate) struct RemotingServer {
     pub(crate) remote: Arc<RemoteInner>,
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<RemoteMessage, Status>> + Send>>;
+pub(crate) const RECEIVE_PATH: &str = "/remote.Remoting/Receive";
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<Outbound, Status>> + Send>>;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[tonic::async_trait]
-impl Remoting for RemotingService {
-    type ReceiveStream = ResponseStream;
+impl NamedService for RemotingServer {
+    const NAME: &'static str = "remote.Remoting";
+}
 
-    async fn receive(
-        &self,
-        request: Request<Streaming<RemoteMessage>>,
-    ) -> Result<Response<Self::ReceiveStream>, Status> {
-        if self.remote.is_shutting_down() {
-            return Err(Status::unavailable("this system is shutting down"));
-        }
-        let peer = request.remote_addr();
-        let inbound = request.into_inner();
-        // The response opens at once (a client may wait for it before its
-        // first message); what it carries is decided by the handshake.
-        let (decide, decision) = oneshot::channel::<ResponseStream>();
-        let runtime = self.remote.system.runtime().clone();
-        runtime.spawn(accept(self.remote.clone(), inbound, peer, decide));
-        let response = futures_util::stream::once(decision).flat_map(|chosen| match chosen {
-            Ok(stream) => stream,
-            Err(_) => Box::pin(futures_util::stream::empty()),
-        });
-        Ok(Response::new(Box::pin(response)))
+impl<B> Service<http::Request<B>> for RemotingServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != RECEIVE_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("only remote.Remoting/Receive is served").into_http()) });
+        }
+        let max = self.remote.config.max_frame_size;
+        let mut grpc = tonic::server::Grpc::new(WireCodec).apply_max_message_size_config(Some(max), Some(max));
+        let service = ReceiveService { remote: self.remote.clone() };
+        Box::pin(async move { Ok(grpc.streaming(service, request).await) })
+    }
+}
+
+struct ReceiveService {
+    remote: Arc<RemoteInner>,
+}
+
+impl StreamingService<Inbound> for ReceiveService {
+    type Response = Outbound;
+    type ResponseStream = ResponseStream;
+    type Future = BoxFuture<Response<ResponseStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<Inbound>>) -> Self::Future {
+        let remote = self.remote.clone();
+        Box::pin(async move { receive(remote, request) })
+    }
+}
+
+fn receive(remote: Arc<RemoteInner>, request: Request<Streaming<Inbound>>) -> Result<Response<ResponseStream>, Status> {
+    if remote.is_shutting_down() {
+        return Err(Status::unavailable("this system is shutting down"));
+    }
+    let peer = request.remote_addr();
+    let inbound = request.into_inner();
+    // The response opens at once (a client may wait for it before its
+    // first message); what it carries is decided by the handshake.
+    let (decide, decision) = oneshot::channel::<ResponseStream>();
+    let runtime = remote.system.runtime().clone();
+    runtime.spawn(accept(remote, inbound, peer, decide));
+    let response = futures_util::stream::once(decision).flat_map(|chosen| match chosen {
+        Ok(stream) => stream,
+        Err(_) => Box::pin(futures_util::stream::empty()),
+    });
+    Ok(Response::new(Box::pin(response)))
 }
 
 /// Reads the handshake, then serves the stream.
 async fn accept(
     remote: Arc<RemoteInner>,
-    mut inbound: Streaming<RemoteMessage>,
+    mut inbound: Streaming<Inbound>,
     peer: Option<SocketAddr>,
     decide: oneshot::Sender<ResponseStream>,
 ) {
@@ -65,7 +108,9 @@ async fn accept(
     };
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message()).await;
     let connection = match first {
-        Ok(Ok(Some(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) }))) => c.connection_type,
+        Ok(Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) })))) => {
+            c.connection_type
+        }
         other => {
             tracing::warn!(?peer, "refusing a stream that did not open with a ConnectRequest: {other:?}");
             return refuse(decide, Status::invalid_argument("the first message must be a ConnectRequest"));
@@ -89,7 +134,7 @@ async fn accept(
     };
     if remote.is_blocked(&member_id) {
         tracing::info!(member = %member_id, %address, "refused a blocked system");
-        let _ = decide.send(Box::pin(futures_util::stream::iter([Ok(respond(true))])));
+        let _ = decide.send(Box::pin(futures_util::stream::iter([Ok(Outbound::Control(respond(true)))])));
         return;
     }
     tracing::debug!(member = %member_id, %address, "inbound stream connected");
@@ -113,8 +158,8 @@ async fn accept(
             Attached::Endpoint(endpoint, generation)
         }
         None => {
-            let (tx, rx) = mpsc::channel::<Result<RemoteMessage, Status>>(4);
-            let _ = tx.try_send(Ok(respond(false)));
+            let (tx, rx) = mpsc::channel::<Result<Outbound, Status>>(4);
+            let _ = tx.try_send(Ok(Outbound::Control(respond(false))));
             if decide.send(Box::pin(ReceiverStream::new(rx))).is_err() {
                 return;
             }
@@ -129,7 +174,7 @@ enum Attached {
     /// Our endpoint for the peer sends on it.
     Endpoint(Arc<Endpoint>, u64),
     /// Only the handshake answer and the goodbye.
-    Control(mpsc::Sender<Result<RemoteMessage, Status>>),
+    Control(mpsc::Sender<Result<Outbound, Status>>),
 }
 
 /// True if `address` (host:port) names the host `peer` connects from.
@@ -151,7 +196,7 @@ async fn claims_own_address(peer: SocketAddr, address: &str) -> bool {
 /// gets what is queued for it, then a DisconnectRequest.
 async fn read_inbound(
     remote: Arc<RemoteInner>,
-    mut inbound: Streaming<RemoteMessage>,
+    mut inbound: Streaming<Inbound>,
     address: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     attached: Attached,
@@ -164,7 +209,7 @@ async fn read_inbound(
                 match &attached {
                     Attached::Control(tx) => {
                         let bye = RemoteMessage { message_type: Some(MessageType::DisconnectRequest(Default::default())) };
-                        let _ = tx.send(Ok(bye)).await;
+                        let _ = tx.send(Ok(Outbound::Control(bye))).await;
                         return;
                     }
                     // The endpoint's writer drains our side; keep reading
@@ -176,10 +221,9 @@ async fn read_inbound(
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
         };
         match next {
-            Ok(Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) })) => {
-                deliver_batch(&remote, &batch, &address);
-            }
-            Ok(Some(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })) | Ok(None) => break,
+            Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address),
+            Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
+            | Ok(None) => break,
             Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
             Err(status) => {
                 tracing::warn!(%address, %status, "inbound stream failed; the peer will reconnect");
@@ -197,7 +241,7 @@ async fn read_inbound(
 
 /// Delivers every envelope of a batch; a bad envelope is logged and skipped,
 /// never the whole stream.
-pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &MessageBatch, peer_address: &str) {
+pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str) {
     let system = &remote.system;
     let local = system.address();
     let _span = tracing::trace_span!("remote.receive", peer = peer_address, messages = batch.envelopes.len()).entered();
@@ -232,7 +276,7 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &MessageBatch, peer_add
                     .and_then(|i| batch.targets.get(i))
                     .map(|t| Pid::new(local.clone(), t.as_str()))
                     .unwrap_or_else(|| system.dead_letter_pid());
-                let undelivered = UndeliveredRemoteMessage { type_name, data: envelope.message_data.clone() };
+                let undelivered = UndeliveredRemoteMessage { type_name, data: batch.data(envelope).to_vec() };
                 // With its sender, so a waiting request fails at once instead of timing out.
                 let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
                 system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));

@@ -11,9 +11,9 @@ use protoactor_actor::{
     Terminated, TerminatedReason,
 };
 
+use crate::codec::{InBatch, InEnvelope, OutBatch, OutEnvelope, delimited_len};
 use crate::error::Error;
-use crate::proto::{MessageBatch, MessageEnvelope};
-use crate::serialization::{PROTOBUF, Serialization};
+use crate::serialization::{EncodeFn, PROTOBUF, Serialization};
 
 /// One message ready for the wire.
 #[derive(Debug)]
@@ -23,8 +23,34 @@ pub(crate) struct Outgoing {
     pub(crate) sender: Option<Pid>,
     pub(crate) type_name: Arc<str>,
     pub(crate) serializer_id: i32,
-    pub(crate) data: Vec<u8>,
+    pub(crate) payload: Payload,
     pub(crate) header: Option<MessageHeader>,
+}
+
+/// A message's bytes, or the message itself when its encoded length is
+/// known without encoding it (protobuf): it is then serialized straight
+/// into the frame that carries it.
+pub(crate) enum Payload {
+    Bytes(Vec<u8>),
+    Message { message: AnyMessage, encode: EncodeFn, len: usize },
+}
+
+impl Payload {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Payload::Bytes(b) => b.len(),
+            Payload::Message { len, .. } => *len,
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Bytes(b) => write!(f, "{} bytes", b.len()),
+            Payload::Message { message, len, .. } => write!(f, "{} ({len} bytes)", message.type_name()),
+        }
+    }
 }
 
 /// Stands in for a message that was serialized for another system but never
@@ -83,8 +109,8 @@ pub(crate) fn pid_from_wire(pid: &actor_proto::Pid, peer_address: &str) -> Pid {
     Pid::with_request_id(address, pid.id.as_str(), pid.request_id)
 }
 
-fn encode_proto(m: &impl prost::Message) -> Vec<u8> {
-    m.encode_to_vec()
+fn encode_proto(m: &impl prost::Message) -> Payload {
+    Payload::Bytes(m.encode_to_vec())
 }
 
 /// Encodes a user message for `target` on the wire.
@@ -95,36 +121,59 @@ pub(crate) fn encode_user(
     target: &Pid,
     envelope: Envelope,
 ) -> Result<(Outgoing, bool), Box<(Error, Envelope)>> {
-    let mut priority = false;
-    let (type_name, serializer_id, data) = if envelope.message_as::<PoisonPill>().is_some() {
-        (names.poison_pill.clone(), PROTOBUF, encode_proto(&actor_proto::PoisonPill {}))
+    // Registered types first: they are nearly all the traffic.
+    if let Ok(entry) = serialization.entry(envelope.message()) {
+        let (name, serializer_id, priority) = (entry.name.clone(), entry.serializer_id, entry.priority);
+        let payload = match entry.encoded_len {
+            Some(encoded_len) => {
+                let len = encoded_len(envelope.message());
+                let encode = entry.encode;
+                let (message, sender, header) = envelope.into_parts();
+                let payload = Payload::Message { message, encode, len };
+                return Ok((outgoing(target, sender, name, serializer_id, payload, header), priority));
+            }
+            None => match serialization.encode_with(entry, envelope.message()) {
+                Ok(bytes) => Payload::Bytes(bytes),
+                Err(e) => return Err(Box::new((e, envelope))),
+            },
+        };
+        let (_, sender, header) = envelope.into_parts();
+        return Ok((outgoing(target, sender, name, serializer_id, payload, header), priority));
+    }
+    let (type_name, payload) = if envelope.message_as::<PoisonPill>().is_some() {
+        (names.poison_pill.clone(), encode_proto(&actor_proto::PoisonPill {}))
     } else if let Some(r) = envelope.message_as::<DeadLetterResponse>() {
         let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
-        (names.dead_letter_response.clone(), PROTOBUF, encode_proto(&m))
+        (names.dead_letter_response.clone(), encode_proto(&m))
     } else if let Some(r) = envelope.message_as::<DeliveryFailure>() {
         // The wire has no failure reason; the remote requester fails fast as a dead letter.
         let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
-        (names.dead_letter_response.clone(), PROTOBUF, encode_proto(&m))
+        (names.dead_letter_response.clone(), encode_proto(&m))
     } else {
-        match serialization.encode(envelope.message()) {
-            Ok((entry, data)) => {
-                priority = entry.priority;
-                (entry.name.clone(), entry.serializer_id, data)
-            }
-            Err(e) => return Err(Box::new((e, envelope))),
-        }
+        return Err(Box::new((Error::NotSerializable { type_name: envelope.type_name() }, envelope)));
     };
+    let (serializer_id, priority) = (PROTOBUF, false);
     let (_, sender, header) = envelope.into_parts();
-    let outgoing = Outgoing {
+    Ok((outgoing(target, sender, type_name, serializer_id, payload, header), priority))
+}
+
+fn outgoing(
+    target: &Pid,
+    sender: Option<Pid>,
+    type_name: Arc<str>,
+    serializer_id: i32,
+    payload: Payload,
+    header: Option<MessageHeader>,
+) -> Outgoing {
+    Outgoing {
         target: target.id_arc().clone(),
         target_request_id: target.request_id(),
         sender,
         type_name,
         serializer_id,
-        data,
-        header,
-    };
-    Ok((outgoing, priority))
+        payload,
+        header: header.filter(|h| !h.is_empty()),
+    }
 }
 
 /// Encodes a system message; `None` for those that never cross the wire.
@@ -134,7 +183,7 @@ pub(crate) fn encode_system(
     target: &Pid,
     message: SystemMessage,
 ) -> Option<Outgoing> {
-    let (type_name, data) = match message {
+    let (type_name, payload) = match message {
         SystemMessage::Watch(w) => {
             (names.watch.clone(), encode_proto(&actor_proto::Watch { watcher: Some(pid_to_wire(&w, local_address)) }))
         }
@@ -152,15 +201,7 @@ pub(crate) fn encode_system(
             return None;
         }
     };
-    Some(Outgoing {
-        target: target.id_arc().clone(),
-        target_request_id: target.request_id(),
-        sender: None,
-        type_name,
-        serializer_id: PROTOBUF,
-        data,
-        header: None,
-    })
+    Some(outgoing(target, None, type_name, PROTOBUF, payload, None))
 }
 
 /// Hashes a pointer-sized key with one multiply: the de-dup tables below are
@@ -192,30 +233,28 @@ type PtrMap = HashMap<usize, i32, std::hash::BuildHasherDefault<PtrHasher>>;
 pub(crate) struct BatchBuilder {
     local_address: Arc<str>,
     max_frame: usize,
-    batch: MessageBatch,
+    batch: OutBatch,
     types: PtrMap,
     targets: PtrMap,
-    /// Keeps every keyed string alive until `take`, so its address cannot be
-    /// reused by a different string while it is a key.
-    keep: Vec<Arc<str>>,
+    /// The last type and target pushed: a run of messages of one type to
+    /// one target skips the tables.
+    last: Option<(usize, i32, usize, i32)>,
     senders: HashMap<Pid, i32>,
-    size: usize,
 }
 
-/// Bytes an envelope adds besides its payload (indices, tags, lengths).
-const ENVELOPE_OVERHEAD: usize = 48;
+/// Room for the `RemoteMessage` key and length around a batch.
+const FRAME_OVERHEAD: usize = 16;
 
 impl BatchBuilder {
     pub(crate) fn new(local_address: Arc<str>, max_frame: usize) -> Self {
         BatchBuilder {
             local_address,
-            max_frame,
-            batch: MessageBatch::default(),
+            max_frame: max_frame.saturating_sub(FRAME_OVERHEAD),
+            batch: OutBatch::default(),
             types: PtrMap::default(),
             targets: PtrMap::default(),
-            keep: Vec::new(),
+            last: None,
             senders: HashMap::new(),
-            size: 0,
         }
     }
 
@@ -223,60 +262,76 @@ impl BatchBuilder {
         self.batch.envelopes.is_empty()
     }
 
-    /// Estimated bytes `o` adds to the current batch.
-    fn cost(&self, o: &Outgoing) -> usize {
-        let mut c = envelope_cost(o);
-        if self.types.contains_key(&key(&o.type_name)) {
-            c -= o.type_name.len() + 4;
-        }
-        if self.targets.contains_key(&key(&o.target)) {
-            c -= o.target.len() + 4;
-        }
-        c
+    /// Makes room for `n` more envelopes in one allocation.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.batch.envelopes.reserve(n);
     }
 
-    /// True if `o` fits in the current batch.
+    /// True if `o` fits in the current batch (an empty batch takes anything:
+    /// the sender already refused messages that cannot fit a frame alone).
     pub(crate) fn fits(&self, o: &Outgoing) -> bool {
-        self.is_empty() || self.size + self.cost(o) <= self.max_frame
+        self.is_empty() || self.batch.body_len + envelope_cost(o) <= self.max_frame
     }
 
     pub(crate) fn push(&mut self, o: Outgoing) {
-        self.size += self.cost(&o);
-        let type_id = index_of(&mut self.types, &mut self.batch.type_names, &mut self.keep, &o.type_name);
-        let target = index_of(&mut self.targets, &mut self.batch.targets, &mut self.keep, &o.target);
+        let (type_key, target_key) = (key(&o.type_name), key(&o.target));
+        let (type_id, target) = match self.last {
+            Some((t, ti, g, gi)) if t == type_key && g == target_key => (ti, gi),
+            _ => {
+                let type_id = self.index_of_type(&o.type_name);
+                let target = self.index_of_target(&o.target);
+                self.last = Some((type_key, type_id, target_key, target));
+                (type_id, target)
+            }
+        };
         let sender = match &o.sender {
             None => 0,
             Some(pid) => match self.senders.get(pid) {
                 Some(i) => *i,
                 None => {
-                    self.batch.senders.push(pid_to_wire(pid, &self.local_address));
+                    let wire = pid_to_wire(pid, &self.local_address);
+                    self.batch.body_len += delimited_len(prost::Message::encoded_len(&wire));
+                    self.batch.senders.push(wire);
                     let i = self.batch.senders.len() as i32;
                     self.senders.insert(pid.clone(), i);
                     i
                 }
             },
         };
-        let message_header = o.header.map(|h| crate::proto::MessageHeader {
+        let header = o.header.map(|h| crate::proto::MessageHeader {
             header_data: h.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         });
-        self.batch.envelopes.push(MessageEnvelope {
+        let mut envelope = OutEnvelope {
             type_id,
-            message_data: o.data,
+            payload: o.payload,
             target,
             sender,
             serializer_id: o.serializer_id,
-            message_header,
+            header,
             target_request_id: o.target_request_id,
             sender_request_id: o.sender.as_ref().map(|s| s.request_id()).unwrap_or(0),
-        });
+            len: 0,
+        };
+        envelope.len = envelope.encoded_len();
+        self.batch.body_len += delimited_len(envelope.len);
+        self.batch.envelopes.push(envelope);
     }
 
-    pub(crate) fn take(&mut self) -> MessageBatch {
+    fn index_of_type(&mut self, s: &Arc<str>) -> i32 {
+        let OutBatch { type_names, body_len, .. } = &mut self.batch;
+        index_of(&mut self.types, type_names, body_len, s)
+    }
+
+    fn index_of_target(&mut self, s: &Arc<str>) -> i32 {
+        let OutBatch { targets, body_len, .. } = &mut self.batch;
+        index_of(&mut self.targets, targets, body_len, s)
+    }
+
+    pub(crate) fn take(&mut self) -> OutBatch {
         self.types.clear();
         self.targets.clear();
-        self.keep.clear();
         self.senders.clear();
-        self.size = 0;
+        self.last = None;
         std::mem::take(&mut self.batch)
     }
 }
@@ -285,10 +340,12 @@ fn key(s: &Arc<str>) -> usize {
     Arc::as_ptr(s) as *const u8 as usize
 }
 
-fn index_of(map: &mut PtrMap, table: &mut Vec<String>, keep: &mut Vec<Arc<str>>, s: &Arc<str>) -> i32 {
+/// The table slot of `s`; the table holds the string (so its address cannot
+/// be reused by another string while it is a key).
+fn index_of(map: &mut PtrMap, table: &mut Vec<Arc<str>>, body_len: &mut usize, s: &Arc<str>) -> i32 {
     *map.entry(key(s)).or_insert_with(|| {
-        keep.push(s.clone());
-        table.push(s.to_string());
+        *body_len += delimited_len(s.len());
+        table.push(s.clone());
         (table.len() - 1) as i32
     })
 }
@@ -298,9 +355,12 @@ pub(crate) fn sender_index(wire_index: i32) -> Option<usize> {
     wire_index.checked_sub(1).and_then(|i| usize::try_from(i).ok())
 }
 
+/// Bytes an envelope adds besides its payload, at most (indices, ids, tags, lengths).
+const ENVELOPE_OVERHEAD: usize = 64;
+
 /// Upper bound of the bytes `o` adds to any batch (nothing de-duplicated).
 pub(crate) fn envelope_cost(o: &Outgoing) -> usize {
-    let mut c = o.data.len() + ENVELOPE_OVERHEAD + o.type_name.len() + 4 + o.target.len() + 4;
+    let mut c = o.payload.len() + ENVELOPE_OVERHEAD + o.type_name.len() + 4 + o.target.len() + 4;
     if let Some(s) = &o.sender {
         c += s.id().len() + s.address().len() + 8;
     }
@@ -324,7 +384,7 @@ pub(crate) enum TypeSlot<'a> {
 }
 
 /// Resolves every type name of `batch` against the registry.
-pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &MessageBatch) -> Vec<TypeSlot<'a>> {
+pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &InBatch) -> Vec<TypeSlot<'a>> {
     batch
         .type_names
         .iter()
@@ -338,8 +398,8 @@ pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &MessageBa
 /// Decodes one envelope of `batch`; the target is an index into `batch.targets`.
 pub(crate) fn decode_envelope(
     slots: &[TypeSlot<'_>],
-    batch: &MessageBatch,
-    envelope: &MessageEnvelope,
+    batch: &InBatch,
+    envelope: &InEnvelope,
     senders: &[Pid],
     peer_address: &str,
 ) -> Result<Delivery, Error> {
@@ -358,7 +418,7 @@ pub(crate) fn decode_envelope(
         ),
     };
     let proto_err = |e: prost::DecodeError| Error::Deserialize { type_name: type_name.clone(), reason: e.to_string() };
-    let data = envelope.message_data.as_slice();
+    let data = batch.data(envelope);
     let system = |message| Ok(Delivery::System { target, message });
     let registered = match slots.get(type_index) {
         Some(TypeSlot::Registered(entry)) => Some(*entry),
@@ -366,6 +426,7 @@ pub(crate) fn decode_envelope(
         Some(TypeSlot::Builtin) => None,
     };
     if let Some(entry) = registered {
+        let data = batch.data_bytes(envelope);
         let message = crate::serialization::decode_with(entry, type_name, envelope.serializer_id, data)?;
         let out = with_header(Envelope::from_boxed(message).with_sender(sender), envelope);
         return Ok(Delivery::User { target, envelope: out });
@@ -402,8 +463,8 @@ pub(crate) fn decode_envelope(
     Ok(Delivery::User { target, envelope: with_header(Envelope::from_boxed(message).with_sender(sender), envelope) })
 }
 
-fn with_header(out: Envelope, envelope: &MessageEnvelope) -> Envelope {
-    match &envelope.message_header {
+fn with_header(out: Envelope, envelope: &InEnvelope) -> Envelope {
+    match &envelope.header {
         Some(h) if !h.header_data.is_empty() => {
             let mut header = MessageHeader::new();
             for (k, v) in &h.header_data {
@@ -426,8 +487,20 @@ mod tests {
             sender: None,
             type_name: type_name.clone(),
             serializer_id: PROTOBUF,
-            data: vec![1, 2, 3],
+            payload: Payload::Bytes(vec![1, 2, 3]),
             header: None,
+        }
+    }
+
+    fn written(batch: &OutBatch) -> crate::proto::MessageBatch {
+        use crate::proto::remote_message::MessageType;
+        use prost::Message as _;
+        let mut bytes = Vec::new();
+        batch.write(&mut bytes, &mut Vec::new());
+        assert_eq!(bytes.len(), batch.frame_len(), "declared length");
+        match crate::proto::RemoteMessage::decode(bytes.as_slice()).expect("prost reads our frame").message_type {
+            Some(MessageType::MessageBatch(b)) => b,
+            other => panic!("not a batch: {other:?}"),
         }
     }
 
@@ -443,7 +516,7 @@ mod tests {
             let id: Arc<str> = Arc::from(format!("x{i}").as_str());
             builder.push(outgoing(&id, &t));
         }
-        let batch = builder.take();
+        let batch = written(&builder.take());
         assert_eq!(batch.type_names, vec!["test.T".to_string()]);
         assert_eq!(batch.envelopes.len(), 102);
         assert_eq!(batch.targets[batch.envelopes[0].target as usize], "a");
@@ -461,14 +534,50 @@ mod tests {
         let mut batches = 0;
         for _ in 0..100 {
             let mut o = outgoing(&a, &t);
-            o.data = vec![0; 1000];
+            o.payload = Payload::Bytes(vec![0; 1000]);
             if !builder.fits(&o) {
                 let b = builder.take();
-                assert!(b.encoded_len() <= 4096, "{} bytes", b.encoded_len());
+                assert!(b.frame_len() <= 4096, "{} bytes", b.frame_len());
+                assert_eq!(written(&b).envelopes.len(), b.envelopes.len());
                 batches += 1;
             }
             builder.push(o);
         }
         assert!(batches >= 20, "{batches} batches");
+    }
+
+    #[test]
+    fn messages_are_serialized_into_the_frame_with_senders_and_headers() {
+        let mut serialization = Serialization::new();
+        serialization.register_protobuf_named::<actor_proto::Pid>("actor.PID");
+        let names = BuiltinNames::default();
+        let local = "127.0.0.1:7";
+        let target = Pid::new("127.0.0.1:8", "echo");
+        let sender = Pid::with_request_id(local, "future$1", 9);
+        let mut builder = BatchBuilder::new(local.into(), 1 << 20);
+        let mut expected = Vec::new();
+        for i in 0..5u32 {
+            let message = actor_proto::Pid { address: "x".into(), id: format!("m{i}"), request_id: i };
+            expected.push(message.clone());
+            let mut envelope = Envelope::new(message).with_sender(Some(sender.clone()));
+            if i == 2 {
+                envelope = envelope.with_header(MessageHeader::new().with("k", "v"));
+            }
+            let (o, _) = encode_user(&serialization, &names, local, &target, envelope).expect("registered");
+            assert!(matches!(o.payload, Payload::Message { .. }), "protobuf is deferred");
+            builder.push(o);
+        }
+        let batch = written(&builder.take());
+        assert_eq!(batch.type_names, vec!["actor.PID".to_string()]);
+        assert_eq!(batch.targets, vec!["echo".to_string()]);
+        assert_eq!(batch.senders.len(), 1, "one sender table entry");
+        assert_eq!(batch.senders[0].address, "", "local senders travel without an address");
+        for (e, m) in batch.envelopes.iter().zip(&expected) {
+            use prost::Message as _;
+            assert_eq!(&actor_proto::Pid::decode(e.message_data.as_slice()).expect("payload"), m);
+            assert_eq!((e.sender, e.sender_request_id), (1, 9));
+        }
+        let headers: Vec<_> = batch.envelopes.iter().map(|e| e.message_header.is_some()).collect();
+        assert_eq!(headers, vec![false, false, true, false, false]);
     }
 }
