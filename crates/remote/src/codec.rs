@@ -18,7 +18,7 @@ use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::proto::{MessageHeader, RemoteMessage};
-use crate::wire::Payload;
+use crate::wire::{Payload, TargetId};
 
 /// What one side writes on the stream.
 pub(crate) enum Outbound {
@@ -36,8 +36,8 @@ pub(crate) enum Inbound {
 /// A batch ready to be written: tables plus envelopes, with exact lengths.
 #[derive(Default)]
 pub(crate) struct OutBatch {
-    pub(crate) type_names: Vec<std::sync::Arc<str>>,
-    pub(crate) targets: Vec<std::sync::Arc<str>>,
+    pub(crate) type_names: Vec<&'static str>,
+    pub(crate) targets: Vec<TargetId>,
     pub(crate) senders: Vec<actor_proto::Pid>,
     pub(crate) envelopes: Vec<OutEnvelope>,
     /// Encoded length of the `MessageBatch` body.
@@ -562,8 +562,8 @@ mod tests {
             out.push(o);
         }
         let mut batch = OutBatch {
-            type_names: type_names.iter().map(|s| Arc::from(s.as_str())).collect(),
-            targets: targets.iter().map(|s| Arc::from(s.as_str())).collect(),
+            type_names: type_names.iter().map(|s| &*Box::leak(s.clone().into_boxed_str())).collect(),
+            targets: targets.iter().map(|s| TargetId::new(&Arc::from(s.as_str()))).collect(),
             senders: senders.clone(),
             envelopes: out,
             body_len: 0,

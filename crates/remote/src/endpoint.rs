@@ -173,7 +173,7 @@ impl Endpoint {
             queued
         };
         for o in queued {
-            let pid = Pid::new(self.address.clone(), o.target.clone());
+            let pid = Pid::new(self.address.clone(), o.target.as_str());
             self.undeliverable(&pid, o, None);
         }
         let system = &self.remote.system;
@@ -200,7 +200,7 @@ impl Process for Endpoint {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
         let remote = &self.remote;
         let local = &self.local;
-        let (outgoing, priority) = match wire::encode_user(&remote.serialization, &remote.names, local, pid, envelope) {
+        let (outgoing, priority) = match wire::encode_user(&remote.serialization, local, pid, envelope) {
             Ok(o) => o,
             Err(failed) => {
                 let (error, envelope) = *failed;
@@ -259,7 +259,7 @@ impl Process for Endpoint {
             _ => {}
         }
         let local = &self.local;
-        if let Some(outgoing) = wire::encode_system(&self.remote.names, local, pid, message) {
+        if let Some(outgoing) = wire::encode_system(local, pid, message) {
             self.enqueue(pid, outgoing, true);
         }
     }

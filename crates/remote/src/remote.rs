@@ -23,7 +23,6 @@ use crate::proto::{ActorPidRequest, ActorPidResponse, ResponseStatusCode};
 use crate::serialization::Serialization;
 use crate::server::RemotingServer;
 use crate::throttle_log::LogThrottle;
-use crate::wire::BuiltinNames;
 
 /// Published when an endpoint gives up on an address: its watchers got
 /// `Terminated(AddressTerminated)` and its pending requests failed.
@@ -57,7 +56,6 @@ pub(crate) struct RemoteInner {
     pub(crate) system: ActorSystem,
     pub(crate) config: RemoteConfig,
     pub(crate) serialization: Serialization,
-    pub(crate) names: BuiltinNames,
     endpoints: DashMap<Arc<str>, Arc<Endpoint>>,
     /// Addresses whose endpoint terminated recently, and when.
     terminated: DashMap<Arc<str>, Instant>,
@@ -216,7 +214,6 @@ impl Remote {
             system: system.clone(),
             serialization,
             config,
-            names: BuiltinNames::default(),
             endpoints: DashMap::new(),
             terminated: DashMap::new(),
             blocked: Mutex::new(blocked),

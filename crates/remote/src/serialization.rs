@@ -28,10 +28,27 @@ type EncodedLenFn = fn(&AnyMessage) -> usize;
 /// then decode with one copy at most (none for `Bytes` fields).
 type DecodeFn = fn(Bytes) -> Result<AnyMessage, String>;
 
+/// Interns a wire type name for the life of the program, so messages carry
+/// it as a plain reference: no reference count shared by every sender.
+/// Bounded by the distinct names a program registers.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock();
+    match names.get(name) {
+        Some(interned) => interned,
+        None => {
+            let interned: &'static str = Box::leak(name.to_string().into_boxed_str());
+            names.insert(interned);
+            interned
+        }
+    }
+}
+
 /// How one local type is written.
 #[derive(Clone)]
 pub(crate) struct TypeEntry {
-    pub(crate) name: Arc<str>,
+    pub(crate) name: &'static str,
     pub(crate) serializer_id: i32,
     /// Sent in the priority lane, ahead of queued user traffic.
     pub(crate) priority: bool,
@@ -117,8 +134,8 @@ impl Serialization {
         (encode, encoded_len): (EncodeFn, Option<EncodedLenFn>),
         decode: DecodeFn,
     ) {
-        let name: Arc<str> = Arc::from(name);
-        let entry = TypeEntry { name: name.clone(), serializer_id, priority: false, encode, encoded_len };
+        let name = intern(name);
+        let entry = TypeEntry { name, serializer_id, priority: false, encode, encoded_len };
         self.by_type.insert(TypeId::of::<T>(), Arc::new(entry));
         self.by_name.insert(name.to_string(), Arc::new(NameEntry { serializer_id, decode }));
     }
@@ -234,7 +251,7 @@ mod tests {
         let mut s = Serialization::new();
         s.register_json::<Hello>("test.Hello");
         let (entry, bytes) = s.encode(&AnyMessage::new(Hello { name: "x".into() })).expect("encode");
-        assert_eq!(&*entry.name, "test.Hello");
+        assert_eq!(entry.name, "test.Hello");
         let back = s.decode("test.Hello", JSON, &bytes).expect("decode");
         assert_eq!(back.downcast::<Hello>().ok(), Some(Hello { name: "x".into() }));
         let err = s.encode(&AnyMessage::new(5u32)).err().expect("u32 is not registered");

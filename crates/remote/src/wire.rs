@@ -18,13 +18,58 @@ use crate::serialization::{EncodeFn, PROTOBUF, Serialization};
 /// One message ready for the wire.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    pub(crate) target: Arc<str>,
+    pub(crate) target: TargetId,
     pub(crate) target_request_id: u32,
     pub(crate) sender: Option<Pid>,
-    pub(crate) type_name: Arc<str>,
+    pub(crate) type_name: &'static str,
     pub(crate) serializer_id: i32,
     pub(crate) payload: Payload,
     pub(crate) header: Option<MessageHeader>,
+}
+
+/// A target pid's id, copied when short (most are) so that queueing a
+/// message does not touch a reference count every sender to that pid shares.
+#[derive(Clone)]
+pub(crate) enum TargetId {
+    Inline(u8, [u8; INLINE_ID]),
+    Shared(Arc<str>),
+}
+
+const INLINE_ID: usize = 22;
+
+impl TargetId {
+    pub(crate) fn new(id: &Arc<str>) -> Self {
+        let bytes = id.as_bytes();
+        if bytes.len() <= INLINE_ID {
+            let mut inline = [0u8; INLINE_ID];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            TargetId::Inline(bytes.len() as u8, inline)
+        } else {
+            TargetId::Shared(id.clone())
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            TargetId::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            TargetId::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Always valid: copied whole from a `str`.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+}
+
+impl std::fmt::Debug for TargetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A message's bytes, or the message itself when its encoded length is
@@ -70,29 +115,6 @@ pub(crate) const STOP: &str = "actor.Stop";
 pub(crate) const POISON_PILL: &str = "actor.PoisonPill";
 pub(crate) const DEAD_LETTER_RESPONSE: &str = "actor.DeadLetterResponse";
 
-/// Interned built-in names, so batches can de-duplicate them by pointer.
-pub(crate) struct BuiltinNames {
-    watch: Arc<str>,
-    unwatch: Arc<str>,
-    terminated: Arc<str>,
-    stop: Arc<str>,
-    poison_pill: Arc<str>,
-    dead_letter_response: Arc<str>,
-}
-
-impl Default for BuiltinNames {
-    fn default() -> Self {
-        BuiltinNames {
-            watch: WATCH.into(),
-            unwatch: UNWATCH.into(),
-            terminated: TERMINATED.into(),
-            stop: STOP.into(),
-            poison_pill: POISON_PILL.into(),
-            dead_letter_response: DEAD_LETTER_RESPONSE.into(),
-        }
-    }
-}
-
 /// Encodes a local pid for the wire: pids of this system travel with an empty
 /// address, which the receiver fills with ours.
 pub(crate) fn pid_to_wire(pid: &Pid, local_address: &str) -> actor_proto::Pid {
@@ -116,14 +138,13 @@ fn encode_proto(m: &impl prost::Message) -> Payload {
 /// Encodes a user message for `target` on the wire.
 pub(crate) fn encode_user(
     serialization: &Serialization,
-    names: &BuiltinNames,
     local_address: &str,
     target: &Pid,
     envelope: Envelope,
 ) -> Result<(Outgoing, bool), Box<(Error, Envelope)>> {
     // Registered types first: they are nearly all the traffic.
     if let Ok(entry) = serialization.entry(envelope.message()) {
-        let (name, serializer_id, priority) = (entry.name.clone(), entry.serializer_id, entry.priority);
+        let (name, serializer_id, priority) = (entry.name, entry.serializer_id, entry.priority);
         let payload = match entry.encoded_len {
             Some(encoded_len) => {
                 let len = encoded_len(envelope.message());
@@ -141,14 +162,14 @@ pub(crate) fn encode_user(
         return Ok((outgoing(target, sender, name, serializer_id, payload, header), priority));
     }
     let (type_name, payload) = if envelope.message_as::<PoisonPill>().is_some() {
-        (names.poison_pill.clone(), encode_proto(&actor_proto::PoisonPill {}))
+        (POISON_PILL, encode_proto(&actor_proto::PoisonPill {}))
     } else if let Some(r) = envelope.message_as::<DeadLetterResponse>() {
         let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
-        (names.dead_letter_response.clone(), encode_proto(&m))
+        (DEAD_LETTER_RESPONSE, encode_proto(&m))
     } else if let Some(r) = envelope.message_as::<DeliveryFailure>() {
         // The wire has no failure reason; the remote requester fails fast as a dead letter.
         let m = actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) };
-        (names.dead_letter_response.clone(), encode_proto(&m))
+        (DEAD_LETTER_RESPONSE, encode_proto(&m))
     } else {
         return Err(Box::new((Error::NotSerializable { type_name: envelope.type_name() }, envelope)));
     };
@@ -160,13 +181,13 @@ pub(crate) fn encode_user(
 fn outgoing(
     target: &Pid,
     sender: Option<Pid>,
-    type_name: Arc<str>,
+    type_name: &'static str,
     serializer_id: i32,
     payload: Payload,
     header: Option<MessageHeader>,
 ) -> Outgoing {
     Outgoing {
-        target: target.id_arc().clone(),
+        target: TargetId::new(target.id_arc()),
         target_request_id: target.request_id(),
         sender,
         type_name,
@@ -177,25 +198,19 @@ fn outgoing(
 }
 
 /// Encodes a system message; `None` for those that never cross the wire.
-pub(crate) fn encode_system(
-    names: &BuiltinNames,
-    local_address: &str,
-    target: &Pid,
-    message: SystemMessage,
-) -> Option<Outgoing> {
+pub(crate) fn encode_system(local_address: &str, target: &Pid, message: SystemMessage) -> Option<Outgoing> {
     let (type_name, payload) = match message {
         SystemMessage::Watch(w) => {
-            (names.watch.clone(), encode_proto(&actor_proto::Watch { watcher: Some(pid_to_wire(&w, local_address)) }))
+            (WATCH, encode_proto(&actor_proto::Watch { watcher: Some(pid_to_wire(&w, local_address)) }))
         }
-        SystemMessage::Unwatch(w) => (
-            names.unwatch.clone(),
-            encode_proto(&actor_proto::Unwatch { watcher: Some(pid_to_wire(&w, local_address)) }),
-        ),
+        SystemMessage::Unwatch(w) => {
+            (UNWATCH, encode_proto(&actor_proto::Unwatch { watcher: Some(pid_to_wire(&w, local_address)) }))
+        }
         SystemMessage::Terminated(t) => (
-            names.terminated.clone(),
+            TERMINATED,
             encode_proto(&actor_proto::Terminated { who: Some(pid_to_wire(&t.who, local_address)), why: t.why as i32 }),
         ),
-        SystemMessage::Stop => (names.stop.clone(), encode_proto(&actor_proto::Stop {})),
+        SystemMessage::Stop => (STOP, encode_proto(&actor_proto::Stop {})),
         other => {
             tracing::debug!(?other, %target, "system message not sent across the wire");
             return None;
@@ -227,18 +242,17 @@ type PtrMap = HashMap<usize, i32, std::hash::BuildHasherDefault<PtrHasher>>;
 
 /// Packs outgoing messages into batches under the frame size.
 ///
-/// Type names and targets are de-duplicated by the identity of their shared
-/// strings (the registry's name, the pid's id); two distinct strings with equal
-/// text just take two table slots, which is still correct.
+/// Type names are de-duplicated by the identity of their interned strings,
+/// targets by their text.
 pub(crate) struct BatchBuilder {
     local_address: Arc<str>,
     max_frame: usize,
     batch: OutBatch,
     types: PtrMap,
-    targets: PtrMap,
+    targets: HashMap<Vec<u8>, i32>,
     /// The last type and target pushed: a run of messages of one type to
     /// one target skips the tables.
-    last: Option<(usize, i32, usize, i32)>,
+    last: Option<(usize, i32, i32)>,
     senders: HashMap<Pid, i32>,
 }
 
@@ -252,7 +266,7 @@ impl BatchBuilder {
             max_frame: max_frame.saturating_sub(FRAME_OVERHEAD),
             batch: OutBatch::default(),
             types: PtrMap::default(),
-            targets: PtrMap::default(),
+            targets: HashMap::new(),
             last: None,
             senders: HashMap::new(),
         }
@@ -274,13 +288,15 @@ impl BatchBuilder {
     }
 
     pub(crate) fn push(&mut self, o: Outgoing) {
-        let (type_key, target_key) = (key(&o.type_name), key(&o.target));
+        let type_key = o.type_name.as_ptr() as usize;
         let (type_id, target) = match self.last {
-            Some((t, ti, g, gi)) if t == type_key && g == target_key => (ti, gi),
+            Some((t, ti, gi)) if t == type_key && self.batch.targets[gi as usize].as_bytes() == o.target.as_bytes() => {
+                (ti, gi)
+            }
             _ => {
-                let type_id = self.index_of_type(&o.type_name);
-                let target = self.index_of_target(&o.target);
-                self.last = Some((type_key, type_id, target_key, target));
+                let type_id = self.index_of_type(o.type_name);
+                let target = self.index_of_target(o.target);
+                self.last = Some((type_key, type_id, target));
                 (type_id, target)
             }
         };
@@ -317,14 +333,25 @@ impl BatchBuilder {
         self.batch.envelopes.push(envelope);
     }
 
-    fn index_of_type(&mut self, s: &Arc<str>) -> i32 {
+    fn index_of_type(&mut self, s: &'static str) -> i32 {
         let OutBatch { type_names, body_len, .. } = &mut self.batch;
-        index_of(&mut self.types, type_names, body_len, s)
+        *self.types.entry(s.as_ptr() as usize).or_insert_with(|| {
+            *body_len += delimited_len(s.len());
+            type_names.push(s);
+            (type_names.len() - 1) as i32
+        })
     }
 
-    fn index_of_target(&mut self, s: &Arc<str>) -> i32 {
+    fn index_of_target(&mut self, target: TargetId) -> i32 {
+        if let Some(i) = self.targets.get(target.as_bytes()) {
+            return *i;
+        }
         let OutBatch { targets, body_len, .. } = &mut self.batch;
-        index_of(&mut self.targets, targets, body_len, s)
+        *body_len += delimited_len(target.len());
+        let i = targets.len() as i32;
+        self.targets.insert(target.as_bytes().to_vec(), i);
+        targets.push(target);
+        i
     }
 
     pub(crate) fn take(&mut self) -> OutBatch {
@@ -334,20 +361,6 @@ impl BatchBuilder {
         self.last = None;
         std::mem::take(&mut self.batch)
     }
-}
-
-fn key(s: &Arc<str>) -> usize {
-    Arc::as_ptr(s) as *const u8 as usize
-}
-
-/// The table slot of `s`; the table holds the string (so its address cannot
-/// be reused by another string while it is a key).
-fn index_of(map: &mut PtrMap, table: &mut Vec<Arc<str>>, body_len: &mut usize, s: &Arc<str>) -> i32 {
-    *map.entry(key(s)).or_insert_with(|| {
-        *body_len += delimited_len(s.len());
-        table.push(s.clone());
-        (table.len() - 1) as i32
-    })
 }
 
 /// The 0-based slot of a 1-based wire sender index (0 = none; any i32 is safe).
@@ -480,12 +493,12 @@ fn with_header(out: Envelope, envelope: &InEnvelope) -> Envelope {
 mod tests {
     use super::*;
 
-    fn outgoing(target: &Arc<str>, type_name: &Arc<str>) -> Outgoing {
+    fn outgoing(target: &Arc<str>, type_name: &'static str) -> Outgoing {
         Outgoing {
-            target: target.clone(),
+            target: TargetId::new(target),
             target_request_id: 0,
             sender: None,
-            type_name: type_name.clone(),
+            type_name,
             serializer_id: PROTOBUF,
             payload: Payload::Bytes(vec![1, 2, 3]),
             header: None,
@@ -506,15 +519,15 @@ mod tests {
 
     #[test]
     fn tables_are_deduplicated_and_indices_stay_right() {
-        let t: Arc<str> = Arc::from("test.T");
+        let t = "test.T";
         let mut builder = BatchBuilder::new("127.0.0.1:1".into(), 1 << 20);
         let a: Arc<str> = Arc::from("a");
-        builder.push(outgoing(&a, &t));
-        builder.push(outgoing(&a, &t));
+        builder.push(outgoing(&a, t));
+        builder.push(outgoing(&a, t));
         // Ids made and dropped per message: a freed address may come back for another id.
         for i in 0..100 {
             let id: Arc<str> = Arc::from(format!("x{i}").as_str());
-            builder.push(outgoing(&id, &t));
+            builder.push(outgoing(&id, t));
         }
         let batch = written(&builder.take());
         assert_eq!(batch.type_names, vec!["test.T".to_string()]);
@@ -528,12 +541,12 @@ mod tests {
 
     #[test]
     fn batches_split_under_the_frame_size() {
-        let t: Arc<str> = Arc::from("test.T");
+        let t = "test.T";
         let a: Arc<str> = Arc::from("a");
         let mut builder = BatchBuilder::new("127.0.0.1:1".into(), 4096);
         let mut batches = 0;
         for _ in 0..100 {
-            let mut o = outgoing(&a, &t);
+            let mut o = outgoing(&a, t);
             o.payload = Payload::Bytes(vec![0; 1000]);
             if !builder.fits(&o) {
                 let b = builder.take();
@@ -550,7 +563,6 @@ mod tests {
     fn messages_are_serialized_into_the_frame_with_senders_and_headers() {
         let mut serialization = Serialization::new();
         serialization.register_protobuf_named::<actor_proto::Pid>("actor.PID");
-        let names = BuiltinNames::default();
         let local = "127.0.0.1:7";
         let target = Pid::new("127.0.0.1:8", "echo");
         let sender = Pid::with_request_id(local, "future$1", 9);
@@ -563,7 +575,7 @@ mod tests {
             if i == 2 {
                 envelope = envelope.with_header(MessageHeader::new().with("k", "v"));
             }
-            let (o, _) = encode_user(&serialization, &names, local, &target, envelope).expect("registered");
+            let (o, _) = encode_user(&serialization, local, &target, envelope).expect("registered");
             assert!(matches!(o.payload, Payload::Message { .. }), "protobuf is deferred");
             builder.push(o);
         }
