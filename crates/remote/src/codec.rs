@@ -2,8 +2,8 @@
 //! `remote.RemoteMessage` of `protos/remote.proto`, so any protobuf peer can
 //! talk to us, but batches skip the generated structs on our side:
 //!
-//! - outgoing, a batch's messages are serialized straight into the frame
-//!   (no buffer per message), with every length known before writing;
+//! - outgoing, a batch is written message by message as senders send
+//!   ([`OpenBatch`](crate::batch::OpenBatch)) and goes out as one frame;
 //! - incoming, a batch is parsed in place: each message's bytes stay a slice
 //!   of the received frame until the message is decoded for delivery.
 //!
@@ -18,12 +18,12 @@ use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::proto::{MessageHeader, RemoteMessage};
-use crate::wire::{Payload, TargetId};
 
 /// What one side writes on the stream.
 pub(crate) enum Outbound {
     Control(RemoteMessage),
-    Batch(OutBatch),
+    /// The body of a `MessageBatch`.
+    Batch(Bytes),
 }
 
 /// What one side reads from the stream.
@@ -31,31 +31,6 @@ pub(crate) enum Outbound {
 pub(crate) enum Inbound {
     Control(RemoteMessage),
     Batch(InBatch),
-}
-
-/// A batch ready to be written: tables plus envelopes, with exact lengths.
-#[derive(Default)]
-pub(crate) struct OutBatch {
-    pub(crate) type_names: Vec<&'static str>,
-    pub(crate) targets: Vec<TargetId>,
-    pub(crate) senders: Vec<actor_proto::Pid>,
-    pub(crate) envelopes: Vec<OutEnvelope>,
-    /// Encoded length of the `MessageBatch` body.
-    pub(crate) body_len: usize,
-}
-
-/// One envelope of an [`OutBatch`]; the payload is encoded while writing.
-pub(crate) struct OutEnvelope {
-    pub(crate) type_id: i32,
-    pub(crate) payload: Payload,
-    pub(crate) target: i32,
-    pub(crate) sender: i32,
-    pub(crate) serializer_id: i32,
-    pub(crate) header: Option<MessageHeader>,
-    pub(crate) target_request_id: u32,
-    pub(crate) sender_request_id: u32,
-    /// Encoded length of this `MessageEnvelope`.
-    pub(crate) len: usize,
 }
 
 /// A received batch. Envelope payloads are ranges of `frame`.
@@ -95,14 +70,14 @@ impl InBatch {
 
 // ---------- lengths and writing ----------
 
-const LEN: u32 = 2;
+pub(crate) const LEN: u32 = 2;
 const VARINT: u32 = 0;
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     ((64 - (v | 1).leading_zeros()) as usize).div_ceil(7)
 }
 
-fn put_varint(buf: &mut impl BufMut, mut v: u64) {
+pub(crate) fn put_varint(buf: &mut impl BufMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -110,7 +85,7 @@ fn put_varint(buf: &mut impl BufMut, mut v: u64) {
     buf.put_u8(v as u8);
 }
 
-fn put_key(buf: &mut impl BufMut, field: u32, wire_type: u32) {
+pub(crate) fn put_key(buf: &mut impl BufMut, field: u32, wire_type: u32) {
     put_varint(buf, u64::from(field << 3 | wire_type));
 }
 
@@ -120,115 +95,32 @@ pub(crate) fn delimited_len(len: usize) -> usize {
 }
 
 /// proto3 int32: negative values are sign-extended to ten bytes.
-fn int32_field_len(v: i32) -> usize {
+pub(crate) fn int32_field_len(v: i32) -> usize {
     if v == 0 { 0 } else { 1 + varint_len(v as i64 as u64) }
 }
 
-fn uint32_field_len(v: u32) -> usize {
+pub(crate) fn uint32_field_len(v: u32) -> usize {
     if v == 0 { 0 } else { 1 + varint_len(u64::from(v)) }
 }
 
-fn put_int32(buf: &mut impl BufMut, field: u32, v: i32) {
+pub(crate) fn put_int32(buf: &mut impl BufMut, field: u32, v: i32) {
     if v != 0 {
         put_key(buf, field, VARINT);
         put_varint(buf, v as i64 as u64);
     }
 }
 
-fn put_uint32(buf: &mut impl BufMut, field: u32, v: u32) {
+pub(crate) fn put_uint32(buf: &mut impl BufMut, field: u32, v: u32) {
     if v != 0 {
         put_key(buf, field, VARINT);
         put_varint(buf, u64::from(v));
     }
 }
 
-fn put_bytes(buf: &mut impl BufMut, field: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(buf: &mut impl BufMut, field: u32, bytes: &[u8]) {
     put_key(buf, field, LEN);
     put_varint(buf, bytes.len() as u64);
     buf.put_slice(bytes);
-}
-
-impl OutEnvelope {
-    /// Encoded length of a `MessageEnvelope` with these fields.
-    pub(crate) fn encoded_len(&self) -> usize {
-        let payload = self.payload.len();
-        int32_field_len(self.type_id)
-            + if payload == 0 { 0 } else { delimited_len(payload) }
-            + int32_field_len(self.target)
-            + int32_field_len(self.sender)
-            + int32_field_len(self.serializer_id)
-            + self.header.as_ref().map_or(0, |h| delimited_len(h.encoded_len()))
-            + uint32_field_len(self.target_request_id)
-            + uint32_field_len(self.sender_request_id)
-    }
-
-    fn write(&self, buf: &mut impl BufMut, scratch: &mut Vec<u8>) {
-        put_int32(buf, 1, self.type_id);
-        let len = self.payload.len();
-        if len != 0 {
-            put_key(buf, 2, LEN);
-            put_varint(buf, len as u64);
-            match &self.payload {
-                Payload::Bytes(bytes) => buf.put_slice(bytes),
-                Payload::Message { message, encode, .. } => {
-                    scratch.clear();
-                    match encode(message, scratch) {
-                        Ok(()) if scratch.len() == len => buf.put_slice(scratch),
-                        // The length is already written: keep the frame valid;
-                        // the receiver fails to decode just this message.
-                        outcome => {
-                            tracing::error!(
-                                ?outcome,
-                                expected = len,
-                                written = scratch.len(),
-                                "message encoding disagreed with its length"
-                            );
-                            buf.put_bytes(0, len);
-                        }
-                    }
-                }
-            }
-        }
-        put_int32(buf, 3, self.target);
-        put_int32(buf, 4, self.sender);
-        put_int32(buf, 5, self.serializer_id);
-        if let Some(h) = &self.header {
-            put_key(buf, 6, LEN);
-            put_varint(buf, h.encoded_len() as u64);
-            h.encode_raw(buf);
-        }
-        put_uint32(buf, 7, self.target_request_id);
-        put_uint32(buf, 8, self.sender_request_id);
-    }
-}
-
-impl OutBatch {
-    /// Bytes of the whole `RemoteMessage` frame.
-    pub(crate) fn frame_len(&self) -> usize {
-        delimited_len(self.body_len)
-    }
-
-    /// Writes the batch as a `RemoteMessage { message_batch }`.
-    pub(crate) fn write(&self, buf: &mut impl BufMut, scratch: &mut Vec<u8>) {
-        put_key(buf, 1, LEN);
-        put_varint(buf, self.body_len as u64);
-        for name in &self.type_names {
-            put_bytes(buf, 1, name.as_bytes());
-        }
-        for target in &self.targets {
-            put_bytes(buf, 2, target.as_bytes());
-        }
-        for e in &self.envelopes {
-            put_key(buf, 3, LEN);
-            put_varint(buf, e.len as u64);
-            e.write(buf, scratch);
-        }
-        for s in &self.senders {
-            put_key(buf, 4, LEN);
-            put_varint(buf, s.encoded_len() as u64);
-            s.encode_raw(buf);
-        }
-    }
 }
 
 // ---------- parsing ----------
@@ -452,7 +344,7 @@ impl Codec for WireCodec {
     type Decoder = WireDecoder;
 
     fn encoder(&mut self) -> WireEncoder {
-        WireEncoder { scratch: Vec::new() }
+        WireEncoder
     }
 
     fn decoder(&mut self) -> WireDecoder {
@@ -461,10 +353,7 @@ impl Codec for WireCodec {
 }
 
 #[derive(Debug)]
-pub(crate) struct WireEncoder {
-    /// Reused for each message serialized into a frame.
-    scratch: Vec<u8>,
-}
+pub(crate) struct WireEncoder;
 
 impl Encoder for WireEncoder {
     type Item = Outbound;
@@ -473,9 +362,12 @@ impl Encoder for WireEncoder {
     fn encode(&mut self, item: Outbound, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         match item {
             Outbound::Control(m) => m.encode(dst).map_err(|e| Status::internal(e.to_string())),
-            Outbound::Batch(batch) => {
-                dst.reserve(batch.frame_len());
-                batch.write(dst, &mut self.scratch);
+            // RemoteMessage { message_batch = 1 }.
+            Outbound::Batch(body) => {
+                dst.reserve(delimited_len(body.len()));
+                put_key(dst, 1, LEN);
+                put_varint(dst, body.len() as u64);
+                dst.put_slice(&body);
                 Ok(())
             }
         }
@@ -496,9 +388,7 @@ impl Decoder for WireDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
+pub(crate) mod tests {
     use prost::Message as _;
 
     use super::*;
@@ -527,55 +417,29 @@ mod tests {
         actor_proto::Pid { address: random_string(), id: random_string(), request_id: fastrand::u32(..) }
     }
 
-    /// A random batch as prost structs and as our outgoing form.
-    fn random_batch() -> (MessageBatch, OutBatch) {
-        let type_names: Vec<String> = (0..fastrand::usize(0..4)).map(|_| random_string()).collect();
-        let targets: Vec<String> = (0..fastrand::usize(0..4)).map(|_| random_string()).collect();
-        let senders: Vec<actor_proto::Pid> = (0..fastrand::usize(0..3)).map(|_| random_pid()).collect();
-        let mut envelopes = Vec::new();
-        let mut out = Vec::new();
-        for _ in 0..fastrand::usize(0..6) {
-            let data: Vec<u8> = (0..fastrand::usize(0..300)).map(|_| fastrand::u8(..)).collect();
-            let e = MessageEnvelope {
+    /// A random batch, every field exercised.
+    pub(crate) fn random_batch() -> MessageBatch {
+        let envelopes = (0..fastrand::usize(0..6))
+            .map(|_| MessageEnvelope {
                 type_id: random_i32(),
-                message_data: data.clone(),
+                message_data: (0..fastrand::usize(0..300)).map(|_| fastrand::u8(..)).collect(),
                 target: random_i32(),
                 sender: random_i32(),
                 serializer_id: random_i32(),
                 message_header: random_header(),
                 target_request_id: fastrand::u32(..),
                 sender_request_id: if fastrand::bool() { 0 } else { fastrand::u32(..) },
-            };
-            let mut o = OutEnvelope {
-                type_id: e.type_id,
-                payload: Payload::Bytes(data),
-                target: e.target,
-                sender: e.sender,
-                serializer_id: e.serializer_id,
-                header: e.message_header.clone(),
-                target_request_id: e.target_request_id,
-                sender_request_id: e.sender_request_id,
-                len: 0,
-            };
-            o.len = o.encoded_len();
-            envelopes.push(e);
-            out.push(o);
+            })
+            .collect();
+        MessageBatch {
+            type_names: (0..fastrand::usize(0..4)).map(|_| random_string()).collect(),
+            targets: (0..fastrand::usize(0..4)).map(|_| random_string()).collect(),
+            envelopes,
+            senders: (0..fastrand::usize(0..3)).map(|_| random_pid()).collect(),
         }
-        let mut batch = OutBatch {
-            type_names: type_names.iter().map(|s| &*Box::leak(s.clone().into_boxed_str())).collect(),
-            targets: targets.iter().map(|s| TargetId::new(&Arc::from(s.as_str()))).collect(),
-            senders: senders.clone(),
-            envelopes: out,
-            body_len: 0,
-        };
-        batch.body_len = batch.type_names.iter().map(|t| delimited_len(t.len())).sum::<usize>()
-            + batch.targets.iter().map(|t| delimited_len(t.len())).sum::<usize>()
-            + batch.envelopes.iter().map(|e| delimited_len(e.len)).sum::<usize>()
-            + batch.senders.iter().map(|s| delimited_len(s.encoded_len())).sum::<usize>();
-        (MessageBatch { type_names, targets, envelopes, senders }, batch)
     }
 
-    fn to_prost(batch: &InBatch) -> MessageBatch {
+    pub(crate) fn to_prost(batch: &InBatch) -> MessageBatch {
         MessageBatch {
             type_names: batch.type_names.clone(),
             targets: batch.targets.clone(),
@@ -598,21 +462,9 @@ mod tests {
     }
 
     #[test]
-    fn our_frames_are_what_prost_would_write() {
-        for _ in 0..500 {
-            let (expected, ours) = random_batch();
-            let mut bytes = Vec::new();
-            ours.write(&mut bytes, &mut Vec::new());
-            assert_eq!(bytes.len(), ours.frame_len(), "declared length");
-            let prost_frame = RemoteMessage { message_type: Some(MessageType::MessageBatch(expected.clone())) };
-            assert_eq!(bytes, prost_frame.encode_to_vec(), "byte for byte");
-        }
-    }
-
-    #[test]
     fn prost_frames_parse_to_the_same_batch() {
         for _ in 0..500 {
-            let (expected, _) = random_batch();
+            let expected = random_batch();
             let frame = RemoteMessage { message_type: Some(MessageType::MessageBatch(expected.clone())) };
             match parse_frame(Bytes::from(frame.encode_to_vec())).expect("parses") {
                 Inbound::Batch(b) => assert_eq!(to_prost(&b), expected),
@@ -632,7 +484,7 @@ mod tests {
         let mut bytes = hello.encode_to_vec();
         assert!(matches!(parse_frame(Bytes::from(bytes.clone())), Ok(Inbound::Control(m)) if m == hello));
         // A batch after the control member: the batch wins, as in prost.
-        let (batch, _) = random_batch();
+        let batch = random_batch();
         let as_batch = RemoteMessage { message_type: Some(MessageType::MessageBatch(batch.clone())) };
         bytes.extend(as_batch.encode_to_vec());
         match parse_frame(Bytes::from(bytes)).expect("parses") {

@@ -5,7 +5,8 @@
 //! stream. A writer task connects, watches the connection, reconnects with
 //! backoff, and after too many failed attempts terminates the endpoint.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,29 +15,27 @@ use std::time::Duration;
 
 use futures_util::Stream;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use protoactor_actor::{
     DeadLetterResponse, DeliveryFailure, Envelope, Pid, Process, SystemMessage, Terminated, TerminatedReason,
 };
-use tokio::sync::mpsc;
 use tonic::Streaming;
 
+use crate::batch::{self, OpenBatch};
 use crate::codec::{Inbound, Outbound, WireCodec};
 use crate::error::Error;
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
 use crate::remote::{EndpointConnected, EndpointTerminated, RemoteInner};
-use crate::wire;
-use crate::wire::{BatchBuilder, Outgoing, Payload, UndeliveredRemoteMessage};
+use crate::wire::{self, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
     pub(crate) address: Arc<str>,
     /// This system's address, fixed once remoting started (endpoints exist only after that).
     local: Arc<str>,
     remote: Arc<RemoteInner>,
-    normal: mpsc::Sender<Outgoing>,
-    priority: mpsc::UnboundedSender<Outgoing>,
-    /// The receiving ends of the two queues, drained by the current connection.
+    /// What is waiting to be sent, and the state of the connection sending it.
     outbox: Mutex<Outbox>,
     terminated: AtomicBool,
     /// Wakes the writer when the endpoint is terminated from outside it.
@@ -60,18 +59,18 @@ impl Endpoint {
     /// connection the peer just opened carries this endpoint's messages
     /// (generation 1) and nothing is dialed while it lasts.
     pub(crate) fn start(remote: &Arc<RemoteInner>, address: Arc<str>, inbound: bool) -> Arc<Endpoint> {
-        let (normal, normal_rx) = mpsc::channel(remote.config.endpoint_queue_size);
-        let (priority, priority_rx) = mpsc::unbounded_channel();
+        let local = remote.system.address();
         let endpoint = Arc::new(Endpoint {
             address,
-            local: remote.system.address(),
+            local: local.clone(),
             remote: remote.clone(),
-            normal,
-            priority,
             outbox: Mutex::new(Outbox {
-                normal: normal_rx,
-                priority: priority_rx,
-                ready: Vec::new(),
+                normal: OpenBatch::new(local.clone()),
+                priority: OpenBatch::new(local),
+                sealed: VecDeque::new(),
+                sealed_priority: VecDeque::new(),
+                queued: 0,
+                closed: false,
                 generation: u64::from(inbound),
                 phase: if inbound { Phase::Open } else { Phase::Idle },
                 inbound,
@@ -98,55 +97,74 @@ impl Endpoint {
     }
 
     /// A message that will not be delivered: a waiting request fails at once,
-    /// anything else is published as a dead letter.
-    fn undeliverable(&self, pid: &Pid, outgoing: Outgoing, reason: Option<String>) {
+    /// anything else is published as a dead letter (with its bytes, if it
+    /// was encoded).
+    fn undeliverable(&self, pid: &Pid, envelope: Envelope, reason: Option<String>, encoded: Option<(&str, &[u8])>) {
         let system = &self.remote.system;
-        match (&outgoing.sender, reason) {
+        let (message, sender, _) = envelope.into_parts();
+        match (sender, reason) {
             (Some(sender), Some(reason)) => {
-                system.send_user_message(sender, Envelope::new(DeliveryFailure { target: pid.clone(), reason }))
+                system.send_user_message(&sender, Envelope::new(DeliveryFailure { target: pid.clone(), reason }))
             }
             (Some(sender), None) => {
-                system.send_user_message(sender, Envelope::new(DeadLetterResponse { target: pid.clone() }))
+                system.send_user_message(&sender, Envelope::new(DeadLetterResponse { target: pid.clone() }))
             }
             (None, reason) => {
                 if let Some(reason) = reason {
-                    tracing::warn!(target = %pid, message = %outgoing.type_name, %reason, "remote message not delivered");
+                    tracing::warn!(target = %pid, message = message.type_name(), %reason, "remote message not delivered");
                 }
-                let message = match outgoing.payload {
-                    // Not serialized yet: the message itself is the dead letter.
-                    Payload::Message { message, .. } => Envelope::from_boxed(message),
-                    Payload::Bytes(data) => {
-                        Envelope::new(UndeliveredRemoteMessage { type_name: outgoing.type_name.to_string(), data })
-                    }
+                let dead = match encoded {
+                    Some((type_name, data)) => Envelope::new(UndeliveredRemoteMessage {
+                        type_name: type_name.to_string(),
+                        data: data.to_vec(),
+                    }),
+                    None => Envelope::from_boxed(message),
                 };
-                system.dead_letter(pid, message)
+                system.dead_letter(pid, dead)
             }
         }
     }
 
-    fn enqueue(&self, pid: &Pid, outgoing: Outgoing, priority: bool) {
-        if let Some(sender) = &outgoing.sender
+    /// Appends `m` to its lane; the reason when it cannot be queued.
+    fn enqueue(&self, m: &batch::Message<'_>, priority: bool) -> Result<(), Option<String>> {
+        let config = &self.remote.config;
+        if let Some(sender) = m.sender
             && sender.id().starts_with("future$")
         {
             self.pending.lock().insert(sender.clone());
         }
-        let result = if priority {
-            self.priority.send(outgoing).map_err(|e| (e.0, None))
-        } else {
-            self.normal.try_send(outgoing).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(o) => (
-                    o,
-                    Some(format!(
-                        "the queue to {} is full ({} messages); the peer is slow or unreachable",
-                        self.address, self.remote.config.endpoint_queue_size
-                    )),
-                ),
-                mpsc::error::TrySendError::Closed(o) => (o, None),
-            })
-        };
-        if let Err((outgoing, reason)) = result {
-            self.undeliverable(pid, outgoing, reason);
+        // Room for the RemoteMessage key and length around the body.
+        let max_body = config.max_frame_size.saturating_sub(16);
+        let cost = m.cost();
+        let mut outbox = self.outbox.lock();
+        if outbox.closed {
+            return Err(None);
         }
+        let Outbox { normal, priority: urgent, sealed, sealed_priority, queued, .. } = &mut *outbox;
+        if priority {
+            if !urgent.is_empty() && (urgent.len() + cost > max_body || urgent.messages() >= config.batch_size) {
+                sealed_priority.push_back(urgent.take().0);
+            }
+            urgent.push(m);
+        } else {
+            if *queued >= config.endpoint_queue_size {
+                return Err(Some(format!(
+                    "the queue to {} is full ({} messages); the peer is slow or unreachable",
+                    self.address, config.endpoint_queue_size
+                )));
+            }
+            if !normal.is_empty() && (normal.len() + cost > max_body || normal.messages() >= config.batch_size) {
+                sealed.push_back(normal.take());
+            }
+            normal.push(m);
+            *queued += 1;
+        }
+        let waker = outbox.waker.take();
+        drop(outbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Watchers, pending requests and queued messages learn that the address is gone.
@@ -157,24 +175,21 @@ impl Endpoint {
         tracing::info!(address = %self.address, reason, "endpoint terminated");
         self.stop.notify_one();
         self.remote.endpoint_terminated(self);
-        // Later sends find the queues closed and fail at once.
+        // Later sends find the outbox closed and fail at once.
         let queued = {
             let mut outbox = self.outbox.lock();
+            outbox.closed = true;
             outbox.retire();
-            outbox.normal.close();
-            outbox.priority.close();
-            let mut queued = std::mem::take(&mut outbox.ready);
-            while let Ok(o) = outbox.priority.try_recv() {
-                queued.push(o);
-            }
-            while let Ok(o) = outbox.normal.try_recv() {
-                queued.push(o);
-            }
-            queued
+            let mut frames: Vec<Bytes> = outbox.sealed_priority.drain(..).collect();
+            frames.push(outbox.priority.take().0);
+            let sealed: Vec<Bytes> = outbox.sealed.drain(..).map(|(b, _)| b).collect();
+            frames.extend(sealed);
+            frames.push(outbox.normal.take().0);
+            outbox.queued = 0;
+            frames
         };
-        for o in queued {
-            let pid = Pid::new(self.address.clone(), o.target.as_str());
-            self.undeliverable(&pid, o, None);
+        for body in queued.into_iter().filter(|b| !b.is_empty()) {
+            self.dead_letter_batch(body);
         }
         let system = &self.remote.system;
         let watches = std::mem::take(&mut *self.watches.lock());
@@ -196,38 +211,91 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Messages that were queued but will never be sent: requesters get a
+    /// dead-letter response, the rest are dead letters with their bytes.
+    fn dead_letter_batch(&self, body: Bytes) {
+        let Ok(batch) = crate::codec::parse_batch(body) else {
+            tracing::error!(address = %self.address, "could not read back a queued batch");
+            return;
+        };
+        let system = &self.remote.system;
+        for e in &batch.envelopes {
+            let target = usize::try_from(e.target).ok().and_then(|i| batch.targets.get(i));
+            let target = Pid::new(self.address.clone(), target.map_or("", String::as_str));
+            match wire::sender_index(e.sender).and_then(|i| batch.senders.get(i)) {
+                Some(sender) => {
+                    let sender = wire::pid_from_wire(sender, &self.local);
+                    system.send_user_message(&sender, Envelope::new(DeadLetterResponse { target }));
+                }
+                None => {
+                    let type_name = usize::try_from(e.type_id).ok().and_then(|i| batch.type_names.get(i));
+                    let message = UndeliveredRemoteMessage {
+                        type_name: type_name.cloned().unwrap_or_default(),
+                        data: batch.data(e).to_vec(),
+                    };
+                    system.dead_letter(&target, Envelope::new(message));
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Where messages are encoded before being appended under the lock.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer (a fresh one if a dead-letter
+/// subscriber sends from inside `f`).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let out = f(&mut scratch);
+            if scratch.capacity() > 64 * 1024 {
+                *scratch = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 impl Process for Endpoint {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
         let remote = &self.remote;
-        let local = &self.local;
-        let (outgoing, priority) = match wire::encode_user(&remote.serialization, local, pid, envelope) {
-            Ok(o) => o,
-            Err(failed) => {
-                let (error, envelope) = *failed;
-                tracing::warn!(target = %pid, %error, "message not sent");
-                let (message, sender, _) = envelope.into_parts();
-                match sender {
-                    Some(sender) => remote.system.send_user_message(
-                        &sender,
-                        Envelope::new(DeliveryFailure { target: pid.clone(), reason: error.to_string() }),
-                    ),
-                    None => remote.system.dead_letter(pid, Envelope::from_boxed(message)),
+        with_scratch(|scratch| {
+            let encoded = match wire::encode_user(&remote.serialization, &self.local, &envelope, scratch) {
+                Ok(e) => e,
+                Err(error) => {
+                    tracing::warn!(target = %pid, %error, "message not sent");
+                    return self.undeliverable(pid, envelope, Some(error.to_string()), None);
                 }
-                return;
+            };
+            let m = batch::Message {
+                type_name: encoded.type_name,
+                serializer_id: encoded.serializer_id,
+                payload: scratch,
+                target: pid,
+                sender: envelope.sender(),
+                header: envelope.header(),
+            };
+            let bytes = Some((encoded.type_name, scratch.as_slice()));
+            // The whole envelope (payload, headers, ids) must fit one frame
+            // with room for the batch's own framing.
+            let max = remote.config.max_frame_size.saturating_sub(1024);
+            let size = m.cost();
+            if size > max {
+                let error = Error::MessageTooLarge { type_name: encoded.type_name.to_string(), size, max };
+                return self.undeliverable(pid, envelope, Some(error.to_string()), bytes);
             }
-        };
-        // The whole envelope (payload, headers, ids) must fit one frame with room
-        // for the batch's own framing; otherwise its batch could not be written.
-        let max = remote.config.max_frame_size.saturating_sub(1024);
-        let size = wire::envelope_cost(&outgoing);
-        if size > max {
-            let error = Error::MessageTooLarge { type_name: outgoing.type_name.to_string(), size, max };
-            return self.undeliverable(pid, outgoing, Some(error.to_string()));
-        }
-        if self.terminated.load(Ordering::Acquire) {
-            return self.undeliverable(pid, outgoing, None);
-        }
-        self.enqueue(pid, outgoing, priority);
+            if self.terminated.load(Ordering::Acquire) {
+                return self.undeliverable(pid, envelope, None, bytes);
+            }
+            if let Err(reason) = self.enqueue(&m, encoded.priority) {
+                self.undeliverable(pid, envelope, reason, bytes);
+            }
+        })
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
@@ -258,10 +326,20 @@ impl Process for Endpoint {
             }
             _ => {}
         }
-        let local = &self.local;
-        if let Some(outgoing) = wire::encode_system(local, pid, message) {
-            self.enqueue(pid, outgoing, true);
-        }
+        with_scratch(|scratch| {
+            if let Some(type_name) = wire::encode_system(&self.local, pid, &message, scratch) {
+                let m = batch::Message {
+                    type_name,
+                    serializer_id: crate::serialization::PROTOBUF,
+                    payload: scratch,
+                    target: pid,
+                    sender: None,
+                    header: None,
+                };
+                // Only a terminated endpoint refuses, and then the watch is answered above.
+                let _ = self.enqueue(&m, true);
+            }
+        })
     }
 
     fn is_dead(&self) -> bool {
@@ -345,12 +423,19 @@ impl Endpoint {
     }
 }
 
-/// The receiving side of an endpoint's queues.
+/// What an endpoint has to send, in two lanes (priority first), and the
+/// state of the transport that sends it.
 struct Outbox {
-    normal: mpsc::Receiver<Outgoing>,
-    priority: mpsc::UnboundedReceiver<Outgoing>,
-    /// Taken from the queues but not sent yet (it did not fit the last frame).
-    ready: Vec<Outgoing>,
+    normal: OpenBatch,
+    priority: OpenBatch,
+    /// Full batches waiting for the transport, oldest first, with their
+    /// message counts.
+    sealed: VecDeque<(Bytes, usize)>,
+    sealed_priority: VecDeque<Bytes>,
+    /// Normal-lane messages not handed to a transport yet (the queue bound).
+    queued: usize,
+    /// Terminated: nothing more is accepted.
+    closed: bool,
     /// Which transport may drain; the stream of an older one ends.
     generation: u64,
     phase: Phase,
@@ -400,21 +485,19 @@ impl Outbox {
 
 /// The outgoing half of one transport: our request body when we dialed,
 /// our response body when the peer did. It yields the opening message,
-/// then a batch of whatever is queued each time it is polled; tonic encodes
-/// what it yields until nothing is ready, so a burst becomes few frames.
+/// then the batches senders have filled, one frame each; tonic encodes what
+/// it yields until nothing is ready.
 pub(crate) struct OutboundStream {
     endpoint: Arc<Endpoint>,
     generation: u64,
     opening: Option<RemoteMessage>,
     /// Ends a drained stream with a DisconnectRequest (the accepting side).
     farewell: bool,
-    builder: BatchBuilder,
 }
 
 impl OutboundStream {
     pub(crate) fn new(endpoint: Arc<Endpoint>, generation: u64, opening: RemoteMessage, farewell: bool) -> Self {
-        let builder = BatchBuilder::new(endpoint.local.clone(), endpoint.remote.config.max_frame_size);
-        OutboundStream { endpoint, generation, opening: Some(opening), farewell, builder }
+        OutboundStream { endpoint, generation, opening: Some(opening), farewell }
     }
 }
 
@@ -440,25 +523,21 @@ impl Stream for OutboundStream {
             }
             Phase::Idle | Phase::Drained => return Poll::Ready(None),
         };
-        let limit = endpoint.remote.config.batch_size;
-        if outbox.ready.is_empty() {
-            let Outbox { normal, priority, ready, .. } = &mut *outbox;
-            if closing {
-                while ready.len() < limit {
-                    match priority.try_recv().or_else(|_| normal.try_recv()) {
-                        Ok(o) => ready.push(o),
-                        Err(_) => break,
-                    }
-                }
-            } else {
-                // Priority messages (watch, terminated, stop) go first in the batch.
-                let _ = priority.poll_recv_many(cx, ready, limit);
-                if ready.len() < limit {
-                    let _ = normal.poll_recv_many(cx, ready, limit - ready.len());
-                }
-            }
-        }
-        if outbox.ready.is_empty() {
+        let next = if let Some(b) = outbox.sealed_priority.pop_front() {
+            Some(b)
+        } else if !outbox.priority.is_empty() {
+            Some(outbox.priority.take().0)
+        } else if let Some((b, n)) = outbox.sealed.pop_front() {
+            outbox.queued -= n;
+            Some(b)
+        } else if !outbox.normal.is_empty() {
+            let (b, n) = outbox.normal.take();
+            outbox.queued -= n;
+            Some(b)
+        } else {
+            None
+        };
+        let Some(body) = next else {
             if !closing {
                 outbox.park(cx);
                 return Poll::Pending;
@@ -472,33 +551,15 @@ impl Stream for OutboundStream {
                 })));
             }
             return Poll::Ready(None);
-        }
-        let mut items = std::mem::take(&mut outbox.ready);
-        this.builder.reserve(items.len());
-        {
-            let mut drain = items.drain(..);
-            while let Some(o) = drain.next() {
-                if !this.builder.fits(&o) {
-                    outbox.ready.push(o);
-                    outbox.ready.extend(drain);
-                    break;
-                }
-                this.builder.push(o);
-            }
-        }
-        if outbox.ready.is_empty() {
-            // Keeps the allocation for the next poll.
-            outbox.ready = items;
-        }
+        };
         outbox.sent_batches += 1;
         let prune = outbox.sent_batches.is_multiple_of(1024);
         drop(outbox);
         if prune {
             endpoint.prune_pending();
         }
-        let batch = this.builder.take();
-        tracing::trace!(address = %endpoint.address, messages = batch.envelopes.len(), "remote.send");
-        Poll::Ready(Some(Outbound::Batch(batch)))
+        tracing::trace!(address = %endpoint.address, bytes = body.len(), "remote.send");
+        Poll::Ready(Some(Outbound::Batch(body)))
     }
 }
 

@@ -34,6 +34,7 @@
 //! `docs/semantics.md` at the repository root.
 
 mod activator;
+mod batch;
 mod codec;
 mod config;
 mod endpoint;

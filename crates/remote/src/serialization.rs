@@ -22,8 +22,7 @@ pub const PROTOBUF: i32 = 0;
 /// Serializer id of JSON on the wire.
 pub const JSON: i32 = 1;
 
-pub(crate) type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
-type EncodedLenFn = fn(&AnyMessage) -> usize;
+type EncodeFn = fn(&AnyMessage, &mut Vec<u8>) -> Result<(), String>;
 /// Takes the bytes as a slice of the received frame: protobuf `bytes` fields
 /// then decode with one copy at most (none for `Bytes` fields).
 type DecodeFn = fn(Bytes) -> Result<AnyMessage, String>;
@@ -52,10 +51,7 @@ pub(crate) struct TypeEntry {
     pub(crate) serializer_id: i32,
     /// Sent in the priority lane, ahead of queued user traffic.
     pub(crate) priority: bool,
-    pub(crate) encode: EncodeFn,
-    /// Known without encoding (protobuf): the message is then serialized
-    /// late, straight into the frame.
-    pub(crate) encoded_len: Option<EncodedLenFn>,
+    encode: EncodeFn,
 }
 
 /// How one wire name is read.
@@ -104,10 +100,6 @@ fn encode_prost<T: prost::Message + 'static>(message: &AnyMessage, buf: &mut Vec
     m.encode(buf).map_err(|e| e.to_string())
 }
 
-fn encoded_len_prost<T: prost::Message + 'static>(message: &AnyMessage) -> usize {
-    message.downcast_ref::<T>().map_or(0, prost::Message::encoded_len)
-}
-
 fn decode_prost<T: prost::Message + Default + Send + 'static>(data: Bytes) -> Result<AnyMessage, String> {
     T::decode(data).map(AnyMessage::new).map_err(|e| e.to_string())
 }
@@ -127,15 +119,9 @@ impl Serialization {
         Self::default()
     }
 
-    fn add<T: Message>(
-        &mut self,
-        name: &str,
-        serializer_id: i32,
-        (encode, encoded_len): (EncodeFn, Option<EncodedLenFn>),
-        decode: DecodeFn,
-    ) {
+    fn add<T: Message>(&mut self, name: &str, serializer_id: i32, encode: EncodeFn, decode: DecodeFn) {
         let name = intern(name);
-        let entry = TypeEntry { name, serializer_id, priority: false, encode, encoded_len };
+        let entry = TypeEntry { name, serializer_id, priority: false, encode };
         self.by_type.insert(TypeId::of::<T>(), Arc::new(entry));
         self.by_name.insert(name.to_string(), Arc::new(NameEntry { serializer_id, decode }));
     }
@@ -145,7 +131,7 @@ impl Serialization {
     where
         T: prost::Message + prost::Name + Default + Send + 'static,
     {
-        self.add::<T>(&T::full_name(), PROTOBUF, (encode_prost::<T>, Some(encoded_len_prost::<T>)), decode_prost::<T>);
+        self.add::<T>(&T::full_name(), PROTOBUF, encode_prost::<T>, decode_prost::<T>);
     }
 
     /// Registers a prost message under an explicit name (for types generated
@@ -154,7 +140,7 @@ impl Serialization {
     where
         T: prost::Message + Default + Send + 'static,
     {
-        self.add::<T>(name, PROTOBUF, (encode_prost::<T>, Some(encoded_len_prost::<T>)), decode_prost::<T>);
+        self.add::<T>(name, PROTOBUF, encode_prost::<T>, decode_prost::<T>);
     }
 
     /// Registers a serde type to travel as JSON under `name`.
@@ -162,7 +148,7 @@ impl Serialization {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.add::<T>(name, JSON, (encode_json::<T>, None), decode_json::<T>);
+        self.add::<T>(name, JSON, encode_json::<T>, decode_json::<T>);
     }
 
     /// Registers a prost message like [`register_protobuf`](Self::register_protobuf)
@@ -193,15 +179,14 @@ impl Serialization {
     #[cfg(test)]
     pub(crate) fn encode(&self, message: &AnyMessage) -> Result<(Arc<TypeEntry>, Vec<u8>), Error> {
         let entry = self.entry(message)?;
-        Ok((entry.clone(), self.encode_with(entry, message)?))
+        let mut buf = Vec::new();
+        self.encode_into(entry, message, &mut buf)?;
+        Ok((entry.clone(), buf))
     }
 
-    /// Encodes `message` with `entry`, found earlier.
-    pub(crate) fn encode_with(&self, entry: &TypeEntry, message: &AnyMessage) -> Result<Vec<u8>, Error> {
-        let mut buf = Vec::new();
-        (entry.encode)(message, &mut buf)
-            .map_err(|reason| Error::Serialize { type_name: entry.name.to_string(), reason })?;
-        Ok(buf)
+    /// Appends `message`, encoded with `entry`, to `buf`.
+    pub(crate) fn encode_into(&self, entry: &TypeEntry, message: &AnyMessage, buf: &mut Vec<u8>) -> Result<(), Error> {
+        (entry.encode)(message, buf).map_err(|reason| Error::Serialize { type_name: entry.name.to_string(), reason })
     }
 
     /// The reader for a wire type name.
