@@ -102,6 +102,16 @@ impl<A: Actor> Process for ActorProcess<A> {
         }
     }
 
+    fn send_user_messages(&self, pid: &Pid, envelopes: &mut Vec<Envelope>) {
+        if self.dead.load(Ordering::Acquire) {
+            return envelopes.drain(..).for_each(|e| self.system.dead_letter(pid, e));
+        }
+        self.mailbox.push_user_many(envelopes, |dropped| self.system.dead_letter(pid, dropped));
+        if self.mailbox.notify() {
+            self.drain_dead();
+        }
+    }
+
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
         if self.dead.load(Ordering::Acquire) {
             return self.system.dead_system_message(pid, message, TerminatedReason::Stopped);

@@ -130,6 +130,23 @@ impl Mailbox {
         }
     }
 
+    /// Pushes every envelope of `envelopes` under one lock; those a bounded
+    /// mailbox drops go to `dropped`.
+    pub(crate) fn push_user_many(&self, envelopes: &mut Vec<Envelope>, mut dropped: impl FnMut(Envelope)) {
+        if self.bound.is_none() {
+            let mut queue = self.user.lock();
+            queue.extend(envelopes.drain(..));
+            return;
+        }
+        let mut rejected = Vec::new();
+        for envelope in envelopes.drain(..) {
+            if let Some(d) = self.push_user(envelope) {
+                rejected.push(d);
+            }
+        }
+        rejected.into_iter().for_each(&mut dropped);
+    }
+
     pub(crate) fn push_system(&self, message: SystemMessage) {
         let mut queue = self.system.lock();
         reserve_first(&mut queue);

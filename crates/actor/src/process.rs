@@ -13,6 +13,15 @@ pub trait Process: Send + Sync + 'static {
     /// Delivers a user message.
     fn send_user_message(&self, pid: &Pid, envelope: Envelope);
 
+    /// Delivers several user messages in order, leaving `envelopes` empty
+    /// (remoting hands over a received batch this way: an actor's mailbox
+    /// takes them under one lock).
+    fn send_user_messages(&self, pid: &Pid, envelopes: &mut Vec<Envelope>) {
+        for envelope in envelopes.drain(..) {
+            self.send_user_message(pid, envelope);
+        }
+    }
+
     /// Delivers a system message.
     fn send_system_message(&self, pid: &Pid, message: SystemMessage);
 

@@ -401,6 +401,15 @@ impl ActorSystem {
         }
     }
 
+    /// Delivers several user messages to `pid` in order, leaving `envelopes`
+    /// empty (no sender middleware).
+    pub fn send_user_messages(&self, pid: &Pid, envelopes: &mut Vec<Envelope>) {
+        match pid.cached_for(self.key()) {
+            Some(p) => p.send_user_messages(pid, envelopes),
+            None => self.resolve_slow(pid).send_user_messages(pid, envelopes),
+        }
+    }
+
     /// Delivers a system message to `pid`.
     pub fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
         self.resolve(pid).send_system_message(pid, message);

@@ -194,14 +194,21 @@ impl OpenBatch {
     }
 
     /// The body written so far, and how many messages it holds; the batch
-    /// starts over empty (keeping its buffer where it can).
+    /// starts over empty.
     pub(crate) fn take(&mut self) -> (Bytes, usize) {
         self.types.clear();
         self.targets.clear();
         self.senders.clear();
         self.last = None;
         let messages = std::mem::take(&mut self.messages);
-        (self.body.split().freeze(), messages)
+        // A copy, so the buffer stays ours at its grown size: splitting it
+        // off would make the next batch grow a fresh one by reallocation.
+        let body = Bytes::copy_from_slice(&self.body);
+        self.body.clear();
+        if self.body.capacity() > 4 << 20 {
+            self.body = BytesMut::new();
+        }
+        (body, messages)
     }
 }
 

@@ -126,7 +126,7 @@ impl Endpoint {
     }
 
     /// Appends `m` to its lane; the reason when it cannot be queued.
-    fn enqueue(&self, m: &batch::Message<'_>, priority: bool) -> Result<(), Option<String>> {
+    fn enqueue(&self, m: &batch::Message<'_>, cost: usize, priority: bool) -> Result<(), Option<String>> {
         let config = &self.remote.config;
         if let Some(sender) = m.sender
             && sender.id().starts_with("future$")
@@ -135,7 +135,6 @@ impl Endpoint {
         }
         // Room for the RemoteMessage key and length around the body.
         let max_body = config.max_frame_size.saturating_sub(16);
-        let cost = m.cost();
         let mut outbox = self.outbox.lock();
         if outbox.closed {
             return Err(None);
@@ -292,7 +291,7 @@ impl Process for Endpoint {
             if self.terminated.load(Ordering::Acquire) {
                 return self.undeliverable(pid, envelope, None, bytes);
             }
-            if let Err(reason) = self.enqueue(&m, encoded.priority) {
+            if let Err(reason) = self.enqueue(&m, size, encoded.priority) {
                 self.undeliverable(pid, envelope, reason, bytes);
             }
         })
@@ -337,7 +336,7 @@ impl Process for Endpoint {
                     header: None,
                 };
                 // Only a terminated endpoint refuses, and then the watch is answered above.
-                let _ = self.enqueue(&m, true);
+                let _ = self.enqueue(&m, m.cost(), true);
             }
         })
     }

@@ -249,20 +249,35 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
     // Resolved once per batch; the pid caches the process for the rest.
     let mut targets: Vec<Option<Pid>> = vec![None; batch.targets.len()];
     let slots = wire::type_slots(&remote.serialization, batch);
+    // Consecutive messages to one target go to its mailbox together.
+    let mut run: (usize, Vec<Envelope>) = (0, Vec::new());
+    let pid_of = |target: usize, targets: &mut Vec<Option<Pid>>| -> Pid {
+        targets[target].get_or_insert_with(|| Pid::new(local.clone(), batch.targets[target].as_str())).clone()
+    };
+    let flush = |run: &mut (usize, Vec<Envelope>), targets: &mut Vec<Option<Pid>>| {
+        if let Some(Some(pid)) = targets.get(run.0)
+            && !run.1.is_empty()
+        {
+            system.send_user_messages(pid, &mut run.1);
+        }
+    };
     for envelope in &batch.envelopes {
         match wire::decode_envelope(&slots, batch, envelope, &senders, peer_address) {
             Ok(Delivery::User { target, envelope }) => {
-                let pid =
-                    targets[target].get_or_insert_with(|| Pid::new(local.clone(), batch.targets[target].as_str()));
-                system.send_user_message(pid, envelope);
+                if run.0 != target || targets[target].is_none() {
+                    flush(&mut run, &mut targets);
+                    pid_of(target, &mut targets);
+                    run.0 = target;
+                }
+                run.1.push(envelope);
             }
             Ok(Delivery::System { target, message }) => {
-                let pid =
-                    targets[target].get_or_insert_with(|| Pid::new(local.clone(), batch.targets[target].as_str()));
+                flush(&mut run, &mut targets);
+                let pid = pid_of(target, &mut targets);
                 if let SystemMessage::Terminated(t) = &message {
-                    remote.remote_terminated(peer_address, &t.who, pid);
+                    remote.remote_terminated(peer_address, &t.who, &pid);
                 }
-                system.send_system_message(pid, message);
+                system.send_system_message(&pid, message);
             }
             Err(error) => {
                 remote.log_decode_error(peer_address, &error);
@@ -279,8 +294,10 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                 let undelivered = UndeliveredRemoteMessage { type_name, data: batch.data(envelope).to_vec() };
                 // With its sender, so a waiting request fails at once instead of timing out.
                 let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
+                flush(&mut run, &mut targets);
                 system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));
             }
         }
     }
+    flush(&mut run, &mut targets);
 }
