@@ -17,7 +17,10 @@
 //!   through a batching writer task and a reader task that routes replies.
 //!
 //! `cargo bench -p protoactor-remote --bench remote`; `PEERS_SCALE=0.05` for a
-//! smoke run. p50/p99 of the sequential round trips go to stderr.
+//! smoke run. p50/p99 of the sequential round trips go to stderr, and so do
+//! paired ratios (ours and the baseline run alternately, which cancels the
+//! drift of a shared machine between criterion's benchmarks; `PAIRED=0`
+//! skips them).
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
@@ -481,6 +484,21 @@ fn report_latency(name: &str, mut lat: Vec<Duration>) {
     eprintln!("{name}: p50 {:.1} µs, p99 {:.1} µs ({} round trips)", at(0.50), at(0.99), lat.len());
 }
 
+/// The machine's speed drifts between criterion's benchmarks (a shared VM):
+/// this runs ours and the baseline alternately, `PAIRS` times each, and
+/// prints the median of the per-pair ratios (ours / bare, in throughput).
+fn report_paired(name: &str, mut ours: impl FnMut() -> Duration, mut bare: impl FnMut() -> Duration) {
+    const PAIRS: usize = 8;
+    let mut ratios: Vec<f64> = (0..PAIRS).map(|_| bare().as_secs_f64() / ours().as_secs_f64()).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[PAIRS / 2 - 1] + ratios[PAIRS / 2]) / 2.0;
+    eprintln!(
+        "{name}: protoactor / bare-tonic throughput, median of {PAIRS} alternating pairs: {median:.2} (range {:.2}..{:.2})",
+        ratios[0],
+        ratios[PAIRS - 1]
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
     let oneway_n = scale(1_000_000);
@@ -500,6 +518,18 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("remote");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
+
+    // Paired ratios first (PAIRED=0 skips them).
+    if std::env::var("PAIRED").map_or(true, |v| v != "0") {
+        report_paired("oneway", || oneway_once(&rt, &pair, oneway_n), || bare_oneway_once(&rt, &mut sink, oneway_n));
+        let n = rtt_n / 4;
+        report_paired("request-rtt", || rtt_once(&rt, &pair, n, None), || bare_rtt_once(&rt, &mut echo, n, None));
+        report_paired(
+            "request-concurrent",
+            || concurrent_once(&rt, &pair, concurrent_n),
+            || bare_concurrent_once(&rt, &echo_client, concurrent_n),
+        );
+    }
 
     g.throughput(Throughput::Elements(oneway_n as u64));
     g.bench_function("oneway/protoactor", |b| b.iter_custom(|i| timed(i, || oneway_once(&rt, &pair, oneway_n))));

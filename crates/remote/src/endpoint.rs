@@ -1,8 +1,9 @@
 //! Endpoints: one per remote address. An endpoint is the process every pid
-//! at that address resolves to. Sends are serialized on the sender's thread
-//! and queued; the connection's outbound stream drains the queue itself, so
-//! a message goes from the sender straight to the task that writes the gRPC
-//! stream. A writer task connects, watches the connection, reconnects with
+//! at that address resolves to. A sender serializes its message straight
+//! into the endpoint's open batch; the connection's outbound stream ships
+//! whole batches as frames. The transport is our own connection to the peer,
+//! or the response stream of the peer's connection to us. A writer task
+//! dials when there is neither, watches the connection, reconnects with
 //! backoff, and after too many failed attempts terminates the endpoint.
 
 use std::cell::RefCell;
