@@ -62,7 +62,7 @@ pub(crate) struct ActorProcess<A: Actor> {
 pub(crate) fn spawn_actor<A: Actor>(
     system: &ActorSystem,
     props: &Props,
-    id: String,
+    id: &str,
     parent: Option<Pid>,
     producer: Producer<A>,
 ) -> Result<Pid, Error> {

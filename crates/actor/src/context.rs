@@ -180,11 +180,8 @@ impl Context {
 
     /// Spawns a child with a generated name.
     pub fn spawn(&mut self, props: Props) -> Pid {
-        let mut id = String::with_capacity(self.self_pid.id().len() + 8);
-        id.push_str(self.self_pid.id());
-        id.push('/');
-        self.system.registry().next_id_into(&mut id);
-        match self.spawn_id(props, id) {
+        let id = format!("{}/{}", self.self_pid.id(), self.system.registry().next_id().as_str());
+        match self.spawn_id(props, &id) {
             Ok(pid) => pid,
             Err(_) => self.system.dead_letter_pid(),
         }
@@ -194,20 +191,19 @@ impl Context {
     /// a living actor already has that name.
     pub fn spawn_named(&mut self, props: Props, name: &str) -> Result<Pid, Error> {
         let id = format!("{}/{}", self.self_pid.id(), name);
-        self.spawn_id(props, id)
+        self.spawn_id(props, &id)
     }
 
     /// Spawns a child whose name is `prefix` followed by a generated suffix.
     pub fn spawn_prefix(&mut self, props: Props, prefix: &str) -> Pid {
-        let mut id = format!("{}/{}", self.self_pid.id(), prefix);
-        self.system.registry().next_id_into(&mut id);
-        match self.spawn_id(props, id) {
+        let id = format!("{}/{}{}", self.self_pid.id(), prefix, self.system.registry().next_id().as_str());
+        match self.spawn_id(props, &id) {
             Ok(pid) => pid,
             Err(_) => self.system.dead_letter_pid(),
         }
     }
 
-    fn spawn_id(&mut self, props: Props, id: String) -> Result<Pid, Error> {
+    fn spawn_id(&mut self, props: Props, id: &str) -> Result<Pid, Error> {
         let pid = self.system.spawn_with_id(&props, id, Some(&self.self_pid))?;
         self.extras().children.insert(pid.clone());
         Ok(pid)

@@ -154,7 +154,7 @@ impl SpawnNext<'_> {
     pub fn spawn(self, id: &str, props: &Props, parent: Option<&Pid>) -> Result<Pid, Error> {
         match self.rest.split_first() {
             Some((first, rest)) => first.spawn(id, props, parent, SpawnNext { rest, system: self.system }),
-            None => props.factory().spawn(self.system, props, id.to_string(), parent.cloned()),
+            None => props.factory().spawn(self.system, props, id, parent.cloned()),
         }
     }
 }

@@ -18,7 +18,7 @@ pub const DEFAULT_THROUGHPUT: usize = 300;
 
 /// Creates the process for one spawn; typed by the actor inside.
 pub(crate) trait ActorFactory: Send + Sync + 'static {
-    fn spawn(&self, system: &ActorSystem, props: &Props, id: String, parent: Option<Pid>) -> Result<Pid, Error>;
+    fn spawn(&self, system: &ActorSystem, props: &Props, id: &str, parent: Option<Pid>) -> Result<Pid, Error>;
 }
 
 struct TypedFactory<A> {
@@ -26,7 +26,7 @@ struct TypedFactory<A> {
 }
 
 impl<A: Actor> ActorFactory for TypedFactory<A> {
-    fn spawn(&self, system: &ActorSystem, props: &Props, id: String, parent: Option<Pid>) -> Result<Pid, Error> {
+    fn spawn(&self, system: &ActorSystem, props: &Props, id: &str, parent: Option<Pid>) -> Result<Pid, Error> {
         crate::cell::spawn_actor(system, props, id, parent, self.producer.clone())
     }
 }

@@ -58,6 +58,33 @@ type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 /// Maps local process ids to processes. Sharded, so concurrent spawns and
 /// lookups rarely meet on one lock; most sends skip it entirely through the
 /// resolution cached in each [`Pid`].
+/// An id made by [`ProcessRegistry::next_id`].
+pub(crate) struct GeneratedId {
+    buf: [u8; 12],
+    start: usize,
+}
+
+impl GeneratedId {
+    pub(crate) fn as_str(&self) -> &str {
+        // `$` and the id alphabet are ASCII, so this never fails.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("$")
+    }
+}
+
+/// `prefix` + `suffix` as one shared string, copied once (through the stack
+/// when short).
+pub(crate) fn joined(prefix: &str, suffix: &str) -> Arc<str> {
+    let mut buf = [0u8; 64];
+    let len = prefix.len() + suffix.len();
+    if len > buf.len() {
+        return Arc::from(format!("{prefix}{suffix}"));
+    }
+    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    buf[prefix.len()..len].copy_from_slice(suffix.as_bytes());
+    // Two whole `str`s back to back are valid UTF-8.
+    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or(prefix))
+}
+
 pub(crate) struct ProcessRegistry {
     local: DashMap<Arc<str>, ProcessRef, IdHash>,
     next_id: AtomicU64,
@@ -76,10 +103,10 @@ impl ProcessRegistry {
     }
 
     /// Appends a fresh unique id (`$` and a base-64 counter) to `prefix`.
-    pub(crate) fn next_id_into(&self, prefix: &mut String) {
+    /// A fresh `$`-prefixed id, on the stack (no allocation).
+    pub(crate) fn next_id(&self) -> GeneratedId {
         let mut n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        prefix.push('$');
-        let mut buf = [0u8; 11];
+        let mut buf = [0u8; 12];
         let mut i = buf.len();
         loop {
             i -= 1;
@@ -89,8 +116,9 @@ impl ProcessRegistry {
                 break;
             }
         }
-        // The alphabet is ASCII, so this never fails.
-        prefix.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"));
+        i -= 1;
+        buf[i] = b'$';
+        GeneratedId { buf, start: i }
     }
 
     /// Registers `process` under `id`; false if the id is taken.

@@ -51,21 +51,19 @@ impl RootContext {
     /// Spawns an actor with a generated name. During shutdown the returned
     /// pid leads to dead letters.
     pub fn spawn(&self, props: Props) -> Pid {
-        let mut id = String::with_capacity(12);
-        self.system.registry().next_id_into(&mut id);
-        self.system.spawn_with_id(&props, id, None).unwrap_or_else(|_| self.system.dead_letter_pid())
+        let id = self.system.registry().next_id();
+        self.system.spawn_with_id(&props, id.as_str(), None).unwrap_or_else(|_| self.system.dead_letter_pid())
     }
 
     /// Spawns an actor named `name`; an error if the name is taken.
     pub fn spawn_named(&self, props: Props, name: &str) -> Result<Pid, Error> {
-        self.system.spawn_with_id(&props, name.to_string(), None)
+        self.system.spawn_with_id(&props, name, None)
     }
 
     /// Spawns an actor named `prefix` plus a generated suffix.
     pub fn spawn_prefix(&self, props: Props, prefix: &str) -> Pid {
-        let mut id = prefix.to_string();
-        self.system.registry().next_id_into(&mut id);
-        self.system.spawn_with_id(&props, id, None).unwrap_or_else(|_| self.system.dead_letter_pid())
+        let id = format!("{prefix}{}", self.system.registry().next_id().as_str());
+        self.system.spawn_with_id(&props, &id, None).unwrap_or_else(|_| self.system.dead_letter_pid())
     }
 
     #[inline]

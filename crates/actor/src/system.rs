@@ -338,10 +338,7 @@ impl ActorSystem {
     /// Registers a process under `prefix` plus a generated suffix.
     pub(crate) fn register_generated(&self, prefix: &str, process: ProcessRef) -> Pid {
         loop {
-            let mut id = String::with_capacity(prefix.len() + 8);
-            id.push_str(prefix);
-            self.0.registry.next_id_into(&mut id);
-            let id: Arc<str> = Arc::from(id);
+            let id = crate::registry::joined(prefix, self.0.registry.next_id().as_str());
             if self.0.registry.try_add(&id, process.clone()) {
                 return Pid::resolved(self.address(), id, self.key(), process);
             }
@@ -455,12 +452,12 @@ impl ActorSystem {
 
     // ----- spawning -----
 
-    pub(crate) fn spawn_with_id(&self, props: &Props, id: String, parent: Option<&Pid>) -> Result<Pid, Error> {
+    pub(crate) fn spawn_with_id(&self, props: &Props, id: &str, parent: Option<&Pid>) -> Result<Pid, Error> {
         if self.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
         let _span = tracing::debug_span!("spawn", id = %id).entered();
-        SpawnNext { rest: &props.inner().spawn_middleware, system: self }.spawn(&id, props, parent)
+        SpawnNext { rest: &props.inner().spawn_middleware, system: self }.spawn(id, props, parent)
     }
 
     pub(crate) fn actor_started(&self) {
