@@ -18,26 +18,32 @@ use crate::codec::{
 };
 use crate::wire::pid_to_wire;
 
-/// Hashes a pointer-sized key with one multiply: type names are interned,
-/// so their address identifies them.
+/// Hashes keys that are already well spread (an address, a `TypeId`) with
+/// one multiply per word instead of SipHash.
 #[derive(Default, Clone, Copy)]
-struct PtrHasher(u64);
+pub(crate) struct WordHasher(u64);
 
-impl std::hash::Hasher for PtrHasher {
+impl std::hash::Hasher for WordHasher {
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
     }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
     fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.write_u64(n as u64);
     }
     fn finish(&self) -> u64 {
         self.0
     }
 }
 
-type PtrMap = HashMap<usize, i32, std::hash::BuildHasherDefault<PtrHasher>>;
+pub(crate) type WordHash = std::hash::BuildHasherDefault<WordHasher>;
+
+/// Type names are interned, so their address identifies them.
+type PtrMap = HashMap<usize, i32, WordHash>;
 
 /// One message to append.
 pub(crate) struct Message<'a> {

@@ -60,29 +60,11 @@ pub(crate) struct NameEntry {
     decode: DecodeFn,
 }
 
-/// Hashes a `TypeId` (already a hash) with one multiply instead of SipHash:
-/// the registry is looked up for every message sent.
-#[derive(Default, Clone, Copy)]
-struct TypeIdHasher(u64);
-
-impl std::hash::Hasher for TypeIdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Registered message types, shared by all endpoints of a system.
 #[derive(Default, Clone)]
 pub struct Serialization {
-    by_type: HashMap<TypeId, Arc<TypeEntry>, std::hash::BuildHasherDefault<TypeIdHasher>>,
+    // A TypeId is already a hash; the registry is looked up for every message sent.
+    by_type: HashMap<TypeId, Arc<TypeEntry>, crate::batch::WordHash>,
     by_name: HashMap<String, Arc<NameEntry>>,
 }
 
