@@ -519,8 +519,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("remote");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
 
-    // Paired ratios first (PAIRED=0 skips them).
-    if std::env::var("PAIRED").map_or(true, |v| v != "0") {
+    // Paired ratios first; not under `cargo test` (no `--bench`), and PAIRED=0 skips them.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    if benchmarking && std::env::var("PAIRED").map_or(true, |v| v != "0") {
         report_paired("oneway", || oneway_once(&rt, &pair, oneway_n), || bare_oneway_once(&rt, &mut sink, oneway_n));
         let n = rtt_n / 4;
         report_paired("request-rtt", || rtt_once(&rt, &pair, n, None), || bare_rtt_once(&rt, &mut echo, n, None));
