@@ -55,9 +55,6 @@ impl std::hash::Hasher for IdHasher {
 
 type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 
-/// Maps local process ids to processes. Sharded, so concurrent spawns and
-/// lookups rarely meet on one lock; most sends skip it entirely through the
-/// resolution cached in each [`Pid`].
 /// An id made by [`ProcessRegistry::next_id`].
 pub(crate) struct GeneratedId {
     buf: [u8; 12],
@@ -85,6 +82,9 @@ pub(crate) fn joined(prefix: &str, suffix: &str) -> Arc<str> {
     Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or(prefix))
 }
 
+/// Maps local process ids to processes. Sharded, so concurrent spawns and
+/// lookups rarely meet on one lock; most sends skip it entirely through the
+/// resolution cached in each [`Pid`].
 pub(crate) struct ProcessRegistry {
     local: DashMap<Arc<str>, ProcessRef, IdHash>,
     next_id: AtomicU64,

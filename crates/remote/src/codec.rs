@@ -148,7 +148,15 @@ enum Value {
 }
 
 impl Reader<'_> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, ParseError> {
+        // Most varints here (tags, indices, short lengths) are one byte.
+        if let Some(&b) = self.bytes.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.bytes.get(self.pos).ok_or(ParseError("truncated varint"))?;
@@ -162,6 +170,7 @@ impl Reader<'_> {
     }
 
     /// The next field, or `None` at the end.
+    #[inline]
     fn field(&mut self) -> Result<Option<(u32, Value)>, ParseError> {
         if self.pos == self.bytes.len() {
             return Ok(None);
@@ -173,6 +182,7 @@ impl Reader<'_> {
         Ok(Some((field, self.value(field, wire_type, 0)?)))
     }
 
+    #[inline]
     fn key(&mut self) -> Result<(u32, u64), ParseError> {
         let key = self.varint()?;
         let field = u32::try_from(key >> 3).map_err(|_| ParseError("field number out of range"))?;
@@ -217,6 +227,7 @@ impl Reader<'_> {
         Ok(value)
     }
 
+    #[inline]
     fn skip(&mut self, n: usize) -> Result<Value, ParseError> {
         if self.bytes.len() - self.pos < n {
             return Err(ParseError("field runs past the end"));
