@@ -191,6 +191,7 @@ pub struct TlsConfig {
     ca_pem: String,
     require_client_auth: bool,
     domain_name: Option<String>,
+    handshake_timeout: Duration,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -199,6 +200,7 @@ impl fmt::Debug for TlsConfig {
         f.debug_struct("TlsConfig")
             .field("require_client_auth", &self.require_client_auth)
             .field("domain_name", &self.domain_name)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +223,7 @@ impl TlsConfig {
             ca_pem: ca_pem.into(),
             require_client_auth: false,
             domain_name: None,
+            handshake_timeout: Duration::from_secs(10),
         };
         tls.validate()?;
         Ok(tls)
@@ -231,6 +234,14 @@ impl TlsConfig {
     /// authenticated).
     pub fn require_client_auth(mut self, required: bool) -> Self {
         self.require_client_auth = required;
+        self
+    }
+
+    /// How long an accepted connection may take to complete its TLS handshake
+    /// before the server drops it (default 10 s), so connections that never
+    /// finish cannot pile up.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -278,7 +289,7 @@ impl TlsConfig {
 
     /// The server half: our identity, and the CA clients must chain to when required.
     pub(crate) fn server(&self) -> tonic::transport::ServerTlsConfig {
-        let config = tonic::transport::ServerTlsConfig::new().identity(self.identity());
+        let config = tonic::transport::ServerTlsConfig::new().identity(self.identity()).timeout(self.handshake_timeout);
         if self.require_client_auth {
             config.client_ca_root(tonic::transport::Certificate::from_pem(&self.ca_pem))
         } else {

@@ -172,6 +172,31 @@ async fn tls_server_refuses_a_plain_text_peer_and_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_completes_the_tls_handshake_is_dropped() {
+    let ca = Ca::new("test CA");
+    let server_tls = tls(&ca.loopback_node(), &ca).with_handshake_timeout(Duration::from_millis(300));
+    let (_b, rb, echo_b) = node_with_echo(config().with_tls(server_tls)).await;
+    let address = echo_b.address().to_string();
+    let t0 = Instant::now();
+    let silent = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut socket = std::net::TcpStream::connect(&address).expect("TCP connect");
+        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        // Sends nothing: the server must hang up, not wait for ever.
+        let mut buf = [0u8; 16];
+        socket.read(&mut buf)
+    });
+    let read = silent.await.expect("reader");
+    assert!(matches!(read, Ok(0)) || read.is_err(), "the server hung up: {read:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "dropped after {:?}", t0.elapsed());
+    // And it still serves a real TLS peer.
+    let (good, rgood) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
+    assert_round_trips(&good, &echo_b).await;
+    rgood.shutdown(true).await;
+    rb.shutdown(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_refuses_a_plain_text_server() {
     let ca = Ca::new("test CA");
     let (_b, rb, echo_b) = node_with_echo(config()).await;
