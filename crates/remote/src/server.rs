@@ -247,37 +247,34 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
     let _span = tracing::trace_span!("remote.receive", peer = peer_address, messages = batch.envelopes.len()).entered();
     let senders: Vec<Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer_address)).collect();
     // Resolved once per batch; the pid caches the process for the rest.
-    let mut targets: Vec<Option<Pid>> = vec![None; batch.targets.len()];
+    let targets: Vec<Pid> = batch.targets.iter().map(|t| Pid::new(local.clone(), t.as_str())).collect();
     let slots = wire::type_slots(&remote.serialization, batch);
     // Consecutive messages to one target go to its mailbox together.
-    let mut run: (usize, Vec<Envelope>) = (0, Vec::new());
-    let pid_of = |target: usize, targets: &mut Vec<Option<Pid>>| -> Pid {
-        targets[target].get_or_insert_with(|| Pid::new(local.clone(), batch.targets[target].as_str())).clone()
-    };
-    let flush = |run: &mut (usize, Vec<Envelope>), targets: &mut Vec<Option<Pid>>| {
-        if let Some(Some(pid)) = targets.get(run.0)
-            && !run.1.is_empty()
+    let mut run: Option<usize> = None;
+    let mut pending: Vec<Envelope> = Vec::new();
+    let flush = |run: Option<usize>, pending: &mut Vec<Envelope>| {
+        if let Some(target) = run
+            && !pending.is_empty()
         {
-            system.send_user_messages(pid, &mut run.1);
+            system.send_user_messages(&targets[target], pending);
         }
     };
     for envelope in &batch.envelopes {
         match wire::decode_envelope(&slots, batch, envelope, &senders, peer_address) {
             Ok(Delivery::User { target, envelope }) => {
-                if run.0 != target || targets[target].is_none() {
-                    flush(&mut run, &mut targets);
-                    pid_of(target, &mut targets);
-                    run.0 = target;
+                if run != Some(target) {
+                    flush(run, &mut pending);
+                    run = Some(target);
                 }
-                run.1.push(envelope);
+                pending.push(envelope);
             }
             Ok(Delivery::System { target, message }) => {
-                flush(&mut run, &mut targets);
-                let pid = pid_of(target, &mut targets);
+                flush(run, &mut pending);
+                let pid = &targets[target];
                 if let SystemMessage::Terminated(t) = &message {
-                    remote.remote_terminated(peer_address, &t.who, &pid);
+                    remote.remote_terminated(peer_address, &t.who, pid);
                 }
-                system.send_system_message(&pid, message);
+                system.send_system_message(pid, message);
             }
             Err(error) => {
                 remote.log_decode_error(peer_address, &error);
@@ -288,16 +285,16 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                     .unwrap_or_default();
                 let target = usize::try_from(envelope.target)
                     .ok()
-                    .and_then(|i| batch.targets.get(i))
-                    .map(|t| Pid::new(local.clone(), t.as_str()))
+                    .and_then(|i| targets.get(i))
+                    .cloned()
                     .unwrap_or_else(|| system.dead_letter_pid());
                 let undelivered = UndeliveredRemoteMessage { type_name, data: batch.data(envelope).to_vec() };
                 // With its sender, so a waiting request fails at once instead of timing out.
                 let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
-                flush(&mut run, &mut targets);
+                flush(run, &mut pending);
                 system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));
             }
         }
     }
-    flush(&mut run, &mut targets);
+    flush(run, &mut pending);
 }
