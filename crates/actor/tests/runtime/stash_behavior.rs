@@ -1,7 +1,7 @@
 //! Stash/unstash ordering and the behavior stack (become, become_stacked,
 //! unbecome_stacked).
 
-mod common;
+use crate::common;
 
 use common::{WAIT, recv_until, recv_within};
 use protoactor_actor::{Actor, ActorError, ActorResult, ActorSystem, Context, Props};

@@ -1,7 +1,7 @@
 //! Watching: Terminated on stop, for already-dead and never-existing pids,
 //! unwatch, several watchers, and the parent's single notification.
 
-mod common;
+use crate::common;
 
 use common::{Seen, WAIT, recv_until, recv_within, seen, spawn_probe};
 use protoactor_actor::{ActorSystem, Context, Pid, Props, Started, Terminated, TerminatedReason};

@@ -2,7 +2,7 @@
 //! (not panics), names are free again once their actor stops, and generated
 //! names are unique.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

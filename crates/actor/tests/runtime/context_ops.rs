@@ -2,7 +2,7 @@
 //! message and sender, identity and family, spawning, sending, requesting,
 //! responding, forwarding, and stopping other actors.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -4,7 +4,7 @@
 //! Timing is the subject here, so the tests sleep between sends; margins are
 //! wide because the CI machine has two busy cores.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

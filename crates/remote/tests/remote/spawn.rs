@@ -3,7 +3,7 @@
 //!
 //! Counterparts of the .NET `RemoteTests` are named in a comment above each test.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

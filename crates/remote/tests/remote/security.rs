@@ -3,7 +3,7 @@
 //! invalid protobuf frames, oversized frames) while a good client keeps
 //! getting answers the whole time.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Dead letters: messages to stopped or unknown pids are published on the
 //! event stream, and requests to them fail at once instead of timing out.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Lifecycle messages and their order: Started first; Stopping, children
 //! stopped, then Stopped; Restarting on restart; poison versus stop; shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! frame size limits, a peer that dies with requests pending, the
 //! terminated-address block window, and a peer that comes back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

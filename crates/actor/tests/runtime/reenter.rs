@@ -1,7 +1,7 @@
 //! `reenter_after`: the mailbox keeps flowing while a future is pending, and
 //! the continuation runs later inside the actor with the original sender.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

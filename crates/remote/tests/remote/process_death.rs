@@ -12,10 +12,7 @@ use protoactor_remote::{EndpointTerminated, Remote, RemoteConfig};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-#[path = "bin/peer_protocol.rs"]
-mod peer_protocol;
-
-use peer_protocol::{Ping, Pong, READY};
+use crate::peer_protocol::{self, Ping, Pong, READY};
 
 const PEER_BINARY: &str = env!("CARGO_BIN_EXE_remote-test-peer");
 

@@ -1,7 +1,7 @@
 //! `request_future` outcomes: typed responses, timeout, wrong type, any type,
 //! and correct correlation under concurrency.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,18 @@
+//! Multi-member cluster tests, one module per subject, in one test binary
+//! (one link instead of one per file: faster and smaller builds).
+
+mod activation;
+mod churn;
+mod clients;
+mod graceful_leave;
+mod handover_chunks;
+mod join_rebalance;
+mod member_kill;
+mod node_loss;
+mod ordering;
+mod passivation;
+mod pid_cache;
+mod process_kill;
+mod requests;
+mod restarts_under_load;
+mod smoke;
