@@ -7,9 +7,10 @@
 //! bidirectional stream of the same `MessageBatch` / `MessageEnvelope` protos,
 //! served by a trivial `Remoting` service defined here (it counts, or echoes).
 //!
-//! - oneway: 4 sender tasks, N = 1,000,000 32-byte prost messages to one
-//!   remote actor that counts them and fires a latch at N. Baseline: one
-//!   client sending batches of 100 envelopes, then a flush that the server acks.
+//! - oneway: 4 senders on the driver thread, N = 1,000,000 32-byte prost
+//!   messages to one remote actor that counts them and fires a latch at N.
+//!   Baseline: one client on the driver thread sending batches of 100
+//!   envelopes, then a flush that the server acks.
 //! - request-rtt: 20,000 sequential request/response round trips after 500
 //!   warm-up ones. Baseline: one-envelope batches echoed on one stream.
 //! - request-concurrent: 100 requesters, each doing sequential round trips,
@@ -186,11 +187,12 @@ fn oneway_once(rt: &Runtime, p: &Pair, n: usize) -> Duration {
         let sink = p.b.root().spawn(Props::from_producer(move || Sink { count: 0, n, latch: latch.clone() }));
         let target = Pid::new(p.b_address.as_str(), sink.id());
         let start = Instant::now();
-        let mut tasks = Vec::with_capacity(SENDERS);
-        for s in 0..SENDERS {
+        // The senders run on the driver thread, as the baseline's client does:
+        // both sides then leave the runtime's two workers to the transport.
+        let senders = (0..SENDERS).map(|s| {
             let share = n / SENDERS + usize::from(s < n % SENDERS);
             let (root, target) = (p.a.root(), target.clone());
-            tasks.push(tokio::spawn(async move {
+            async move {
                 let mut sent = 0;
                 while sent < share {
                     let k = BARE_BATCH.min(share - sent);
@@ -198,16 +200,13 @@ fn oneway_once(rt: &Runtime, p: &Pair, n: usize) -> Duration {
                         root.send(&target, tell());
                     }
                     sent += k;
-                    // Sends never wait; yielding per 100 (the baseline's batch)
-                    // keeps four senders from starving the endpoint writer.
+                    // Interleaves the senders per 100 (the baseline's batch).
                     tokio::task::yield_now().await;
                 }
-            }));
-        }
+            }
+        });
+        futures_util::future::join_all(senders).await;
         let end = tokio::time::timeout(Duration::from_secs(60), done).await.expect("stalled").expect("latch");
-        for t in tasks {
-            t.await.expect("sender task");
-        }
         p.b.root().stop(&sink);
         end - start
     })
