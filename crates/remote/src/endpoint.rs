@@ -730,10 +730,12 @@ impl Writer {
     async fn watch(&self, mut inbound: Streaming<Inbound>, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Exit {
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
+        // One waiter for the whole connection, not a new one per batch.
+        let mut stopping = std::pin::pin!(shutdown.changed());
         loop {
             let message = tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                _ = &mut stopping => {
                     self.flush(inbound).await;
                     return Exit::Shutdown;
                 }

@@ -202,10 +202,12 @@ async fn read_inbound(
     attached: Attached,
 ) {
     let mut deadline = None;
+    // One waiter for the whole stream, not a new one per batch.
+    let mut stopping = std::pin::pin!(shutdown.changed());
     loop {
         let next = tokio::select! {
             m = inbound.message() => m,
-            _ = shutdown.changed(), if deadline.is_none() => {
+            _ = &mut stopping, if deadline.is_none() => {
                 match &attached {
                     Attached::Control(tx) => {
                         let bye = RemoteMessage { message_type: Some(MessageType::DisconnectRequest(Default::default())) };
