@@ -300,3 +300,4 @@ pub fn init_tracing() {
 }
 
 pub mod churn;
+pub mod member_process;

@@ -13,6 +13,7 @@ mod ordering;
 mod passivation;
 mod pid_cache;
 mod process_kill;
+mod provider_expiry;
 mod requests;
 mod restarts_under_load;
 mod smoke;

@@ -8,16 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use protoactor_integration_tests::churn::dir_provider::DirProvider;
 use protoactor_integration_tests::churn::{
     Load, LoadReport, StopFlag, config_with, identities, join_loads, request_all, sample, spawn_load,
 };
+use protoactor_integration_tests::member_process::{MemberProcess, Via};
 use protoactor_integration_tests::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 const GRAINS: usize = 60;
@@ -26,32 +24,8 @@ const HANG: Duration = Duration::from_secs(20);
 /// How long after the kill every identity must answer again.
 const RECOVERY: Duration = Duration::from_secs(15);
 
-struct MemberProcess {
-    child: Child,
-    address: String,
-}
-
 async fn spawn_member(dir: &Path) -> MemberProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cluster_member"))
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the member binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the member reports ready within 20 s")
-        .expect("its stdout is readable")
-        .expect("it prints a ready line");
-    let mut words = line.split_whitespace();
-    assert_eq!(words.next(), Some("ready"), "unexpected first line: {line}");
-    let (_id, address) = (words.next().expect("a member id"), words.next().expect("an address"));
-    MemberProcess { child, address: address.to_string() }
+    MemberProcess::start(env!("CARGO_BIN_EXE_cluster_member"), Via::Dir(dir), 1).await
 }
 
 fn temp_dir() -> PathBuf {
@@ -105,10 +79,8 @@ async fn kill_9_a_member_process_under_load() {
     // Let the load reach a steady state first (pacing, not synchronisation).
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    victim.child.start_kill().expect("SIGKILL the victim");
+    victim.kill().await;
     let killed = Instant::now();
-    // Reap it, so its pid is gone rather than a zombie.
-    victim.child.wait().await.expect("the victim is reaped");
 
     let mut rounds = 0;
     let recovered = loop {
