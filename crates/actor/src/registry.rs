@@ -47,9 +47,17 @@ impl std::hash::Hasher for IdHasher {
         self.add(byte as u64);
     }
 
+    /// Mixes every input bit into the low bits (the table index) and the
+    /// high bits (the tag and the shard). Without it, ids that differ only
+    /// in their last characters share their low bits and pile up in a few
+    /// buckets (long probes, key compares on every spawn and stop).
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
 }
 
