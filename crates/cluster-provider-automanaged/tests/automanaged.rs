@@ -5,47 +5,14 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, Kind, Topology};
+use protoactor_cluster::{Cluster, ClusterConfig, Topology};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider, HEALTH_PATH, PeerView};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 use protoactor_remote::RemoteConfig;
-use serde::{Deserialize, Serialize};
+use protoactor_testkit::cluster::{Echoed, Hello, echo_kind, init_tracing, wait_until};
 
 const POLL: Duration = Duration::from_millis(100);
 const DEADLINE: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hello {
-    text: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Echoed {
-    text: String,
-    identity: String,
-    address: String,
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
-fn echo_kind() -> Kind {
-    Kind::new(
-        "echo",
-        Props::from_fn(|ctx| {
-            if let Some(hello) = ctx.message::<Hello>() {
-                let identity = ctx.cluster_identity().map(|i| i.identity.clone()).unwrap_or_default();
-                let reply = Echoed { text: hello.text.clone(), identity, address: ctx.system().address().to_string() };
-                ctx.respond(reply);
-            }
-            Ok(())
-        }),
-    )
-}
 
 /// Reserves a health port: the listener is handed to the member later.
 fn reserve() -> (TcpListener, String) {
@@ -63,7 +30,7 @@ fn cluster_config(name: &str, provider: AutomanagedProvider) -> ClusterConfig {
         .with_json::<Hello>("automanaged_tests.Hello")
         .with_json::<Echoed>("automanaged_tests.Echoed");
     ClusterConfig::new(name, provider, PartitionIdentityLookup::new())
-        .with_kind(echo_kind())
+        .with_kind(echo_kind("echo"))
         .with_remote(remote)
         .with_request_timeout(Duration::from_secs(2))
         .with_join_timeout(DEADLINE)
@@ -86,17 +53,6 @@ async fn sees_exactly(cluster: &Cluster, expected: &[&Cluster]) -> bool {
     let mut want: Vec<String> = expected.iter().map(|c| c.id().to_string()).collect();
     want.sort();
     cluster.member_list().wait_for(DEADLINE, |t| ids(t) == want).await
-}
-
-async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 fn view_of(provider: &AutomanagedProvider, peer: &str) -> PeerView {
@@ -266,9 +222,10 @@ async fn dead_and_foreign_peers_are_tolerated() {
     assert!(sees_exactly(&b, &[&a, &b]).await, "b sees a and b");
 
     // Every junk peer was polled repeatedly and counted as missing.
-    let all_missing =
-        wait_until(|| junk.iter().all(|p| matches!(view_of(&pa, p), PeerView::Missing { misses, .. } if misses >= 3)))
-            .await;
+    let all_missing = wait_until(DEADLINE, || {
+        junk.iter().all(|p| matches!(view_of(&pa, p), PeerView::Missing { misses, .. } if misses >= 3))
+    })
+    .await;
     assert!(all_missing, "junk peers are misses: {:?}", pa.peers());
     assert_eq!(ids(&a.member_list().topology()).len(), 2, "junk never joins and the members stay");
 
@@ -294,7 +251,7 @@ async fn a_member_of_another_cluster_is_ignored() {
     for p in [&pa, &pb] {
         assert_eq!(view_of(p, &x_addr), PeerView::OtherCluster { name: "other".into() });
     }
-    assert!(wait_until(|| matches!(view_of(&px, &peers[0]), PeerView::OtherCluster { .. })).await);
+    assert!(wait_until(DEADLINE, || matches!(view_of(&px, &peers[0]), PeerView::OtherCluster { .. })).await);
     assert_eq!(ids(&x.member_list().topology()), [x.id().to_string()], "the stranger sees itself alone");
     assert!(!a.member_list().contains(x.id()) && !b.member_list().contains(x.id()));
     stop_all([a, b, x]).await;

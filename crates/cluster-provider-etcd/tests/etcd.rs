@@ -5,53 +5,20 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions};
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, Kind, Topology};
+use protoactor_cluster::{Cluster, ClusterConfig, Topology};
 use protoactor_cluster_provider_etcd::{EtcdConfig, EtcdProvider, MemberInfo};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 use protoactor_remote::RemoteConfig;
+use protoactor_testkit::cluster::{Echoed, Hello, echo_kind, init_tracing, wait_until_async};
 use protoactor_testkit::etcd::EtcdServer;
 use protoactor_testkit::service::free_port;
-use serde::{Deserialize, Serialize};
 
 const TTL: Duration = Duration::from_secs(2);
 const DEADLINE: Duration = Duration::from_secs(15);
 const PREFIX: &str = "/tests";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hello {
-    text: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Echoed {
-    text: String,
-    identity: String,
-    address: String,
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 async fn etcd() -> EtcdServer {
     tokio::task::spawn_blocking(EtcdServer::start).await.expect("fixture thread").expect("etcd starts")
-}
-
-fn echo_kind(name: &str) -> Kind {
-    Kind::new(
-        name,
-        Props::from_fn(|ctx| {
-            if let Some(hello) = ctx.message::<Hello>() {
-                let identity = ctx.cluster_identity().map(|i| i.identity.clone()).unwrap_or_default();
-                let reply = Echoed { text: hello.text.clone(), identity, address: ctx.system().address().to_string() };
-                ctx.respond(reply);
-            }
-            Ok(())
-        }),
-    )
 }
 
 fn fast(etcd: &EtcdServer, ttl: Duration) -> EtcdConfig {
@@ -115,17 +82,6 @@ async fn registered(client: &mut Client) -> Vec<(String, MemberInfo, i64)> {
             (String::from_utf8_lossy(kv.key()).into_owned(), info, kv.lease())
         })
         .collect()
-}
-
-async fn poll_until<F: Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond().await
 }
 
 async fn stop_all(clusters: impl IntoIterator<Item = Cluster>) {
@@ -358,12 +314,12 @@ async fn a_lost_lease_is_granted_again_and_the_member_registers_again() {
     let mut client = raw_client(&etcd).await;
     client.lease_revoke(old).await.expect("revoke a's lease behind its back");
 
-    assert!(poll_until(|| async { provider.registrations() == 2 }).await, "registered again");
+    assert!(wait_until_async(DEADLINE, || async { provider.registrations() == 2 }).await, "registered again");
     let new = provider.lease_id().expect("a new lease");
     assert_ne!(new, old);
     let id = a.id().to_string();
     assert!(
-        poll_until(|| {
+        wait_until_async(DEADLINE, || {
             let (mut c, id) = (client.clone(), id.clone());
             async move { registered(&mut c).await.iter().any(|(_, info, lease)| info.id == id && *lease == new) }
         })
@@ -442,7 +398,7 @@ async fn after_an_outage_past_a_compaction_the_member_lists_again() {
     let b = member(&etcd, TTL).await.0;
     let mut client = raw_client(&etcd).await;
     assert!(
-        poll_until(|| {
+        wait_until_async(DEADLINE, || {
             let (mut client, c_id) = (client.clone(), c_id.clone());
             async move { registered(&mut client).await.iter().all(|(_, info, _)| info.id != c_id) }
         })

@@ -4,52 +4,19 @@ use std::time::{Duration, Instant};
 
 use protoactor_actor::Subscription;
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{Cluster, ClusterConfig, ClusterTopology, GrainContext, Kind, Topology};
+use protoactor_cluster::{Cluster, ClusterConfig, ClusterTopology, Topology};
 use protoactor_cluster_provider_zk::{LeaderChanged, MemberInfo, ZkConfig, ZkProvider};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 use protoactor_remote::RemoteConfig;
+use protoactor_testkit::cluster::{Echoed, Hello, echo_kind, init_tracing, wait_until, wait_until_async};
 use protoactor_testkit::zookeeper::ZooKeeperServer;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const SESSION: Duration = Duration::from_secs(2);
 const DEADLINE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hello {
-    text: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Echoed {
-    text: String,
-    identity: String,
-    address: String,
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 fn server() -> ZooKeeperServer {
     ZooKeeperServer::start().unwrap_or_else(|e| panic!("ZooKeeper must be available for these tests: {e}"))
-}
-
-fn echo_kind(name: &str) -> Kind {
-    Kind::new(
-        name,
-        Props::from_fn(|ctx| {
-            if let Some(hello) = ctx.message::<Hello>() {
-                let identity = ctx.cluster_identity().map(|i| i.identity.clone()).unwrap_or_default();
-                let reply = Echoed { text: hello.text.clone(), identity, address: ctx.system().address().to_string() };
-                ctx.respond(reply);
-            }
-            Ok(())
-        }),
-    )
 }
 
 fn zk(server: &ZooKeeperServer) -> ZkConfig {
@@ -106,17 +73,6 @@ async fn sees_exactly(cluster: &Cluster, expected: &[&Node]) -> bool {
     let mut want: Vec<String> = expected.iter().map(|n| n.cluster.id().to_string()).collect();
     want.sort();
     cluster.member_list().wait_for(DEADLINE, |t| ids(t) == want).await
-}
-
-async fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 /// The next leadership event naming `leader`, skipping older ones.
@@ -392,20 +348,22 @@ async fn an_expired_session_re_registers_without_dropping_anyone() {
     server.resume().expect("SIGCONT");
     for (n, (node, session)) in nodes.iter().zip(&before) {
         assert!(
-            wait_until(|| n.provider.session_id().is_some() && n.provider.session_id() != *session).await,
+            wait_until(DEADLINE, || n.provider.session_id().is_some() && n.provider.session_id() != *session).await,
             "{} opened a new session",
             n.cluster.id()
         );
         assert!(
-            wait_until(|| n.provider.node().is_some() && n.provider.node() != *node).await,
+            wait_until(DEADLINE, || n.provider.node().is_some() && n.provider.node() != *node).await,
             "{} registered again",
             n.cluster.id()
         );
     }
     let client = raw(&server).await;
     assert!(
-        wait_until_async(|| async { client.list_children("/protoactor/shop").await.map(|c| c.len()).ok() == Some(3) })
-            .await,
+        wait_until_async(DEADLINE, || async {
+            client.list_children("/protoactor/shop").await.map(|c| c.len()).ok() == Some(3)
+        })
+        .await,
         "three znodes again"
     );
     let all: Vec<&Node> = nodes.iter().collect();
@@ -421,15 +379,4 @@ async fn an_expired_session_re_registers_without_dropping_anyone() {
         assert_eq!(reply.identity, "after");
     }
     stop_all(nodes).await;
-}
-
-async fn wait_until_async<F: Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }

@@ -6,6 +6,9 @@
 //! dropped. A missing server binary is an error that names the command that
 //! installs it, never a silent skip.
 //!
+//! With the `cluster` feature, [`cluster`] adds what the cluster provider
+//! tests share: an echo grain kind and poll-with-deadline helpers.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use protoactor_testkit::service::{ServiceProcess, free_port};
@@ -17,6 +20,8 @@
 //! # let _ = port;
 //! ```
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod etcd;
 pub mod service;
 pub mod zookeeper;
