@@ -90,6 +90,9 @@ impl LiveTracker {
 /// itself, so its next request activates it again.
 pub const DIE: &str = "die";
 
+/// How long a tracked grain's `Stopped` handler takes.
+const STOPPING_TAKES: Duration = Duration::from_millis(20);
+
 struct Tracked {
     count: u64,
     tracker: Arc<LiveTracker>,
@@ -106,6 +109,9 @@ impl Actor for Tracked {
         if ctx.message_is::<Started>() {
             self.tracker.started(&Self::key(ctx), &ctx.system().address());
         } else if ctx.message_is::<Stopped>() {
+            // A deactivation that takes a while (saving state, say): a new
+            // activation must not start before it is over.
+            tokio::time::sleep(STOPPING_TAKES).await;
             self.tracker.stopped(&Self::key(ctx), &ctx.system().address());
         } else if let Some(ping) = ctx.message::<Ping>() {
             self.count += 1;

@@ -162,11 +162,43 @@ impl PartitionActor {
         self.forget(ci, &event.pid);
         // Owners elsewhere drop their entry; during a topology change the
         // owner is uncertain, so tell every member.
+        // Sent as a request: the sender (this host's partition actor) marks
+        // the news as coming from the host, after the activation's `Stopped`.
         let message = ActivationTerminated { pid: Some(event.pid.to_proto()), cluster_identity: Some(ci.clone()) };
         for m in &self.topology.members {
             if m.id != self.me {
-                ctx.send(&Self::partition_of(&m.address()), message.clone());
+                ctx.request(&Self::partition_of(&m.address()), message.clone());
             }
+        }
+    }
+
+    /// An activation is reported gone. From its host (after its `Stopped`
+    /// ran) the entry is forgotten. From anyone else it is a hint: a request
+    /// that met a dead letter, possibly while the activation is still
+    /// stopping (unregistered, its `Stopped` hook not yet over), or a message
+    /// dropped by a live one. Forgetting then would let a second activation
+    /// start beside the first, so the host is asked; it answers as the host
+    /// once the activation is really gone.
+    fn terminated(&mut self, ctx: &mut Context, ci: ClusterIdentity, pid: Pid) {
+        let from_host = ctx.sender().is_some_and(|s| s.id() == PARTITION_ACTOR && s.address() == pid.address());
+        if from_host {
+            return self.forget(&ci, &pid);
+        }
+        if pid.address() == ctx.system().address().as_ref() {
+            if !self.local.get(&ci).is_some_and(|p| p == &pid) {
+                // Hosted here and already gone: tell whoever asked.
+                self.forget(&ci, &pid);
+                if let Some(asker) = ctx.sender().cloned() {
+                    let message = ActivationTerminated { pid: Some(pid.to_proto()), cluster_identity: Some(ci) };
+                    ctx.request(&asker, message);
+                }
+            }
+            // Still hosted: `local_terminated` tells everyone once it stopped.
+            return;
+        }
+        if self.directory.get(&ci).is_some_and(|p| p.id() == pid.id() && p.address() == pid.address()) {
+            let message = ActivationTerminated { pid: Some(pid.to_proto()), cluster_identity: Some(ci) };
+            ctx.request(&Self::partition_of(pid.address()), message);
         }
     }
 
@@ -391,7 +423,7 @@ impl Actor for PartitionActor {
             self.local_terminated(ctx, &event);
         } else if let Some(t) = ctx.take_message::<ActivationTerminated>() {
             if let (Some(ci), Some(pid)) = (t.cluster_identity, t.pid) {
-                self.forget(&ci, &Pid::from_proto(&pid));
+                self.terminated(ctx, ci, Pid::from_proto(&pid));
             }
         } else if ctx.message_is::<Leave>() {
             self.leaving = true;
