@@ -2,10 +2,12 @@
 //! around every activation of it.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use protoactor_actor::middleware::{ReceiveNext, ReceiverMiddleware};
 use protoactor_actor::prelude::*;
@@ -163,7 +165,9 @@ impl ReceiverMiddleware for GrainMiddleware {
                 return next.run(ctx).await;
             }
             if ctx.message_is::<Stopped>() {
-                let result = next.run(ctx).await;
+                // The lookup must hear of the stop even if the grain's own
+                // `Stopped` panics: until then the identity stays taken.
+                let result = AssertUnwindSafe(next.run(ctx)).catch_unwind().await;
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 if let Some(identity) = ctx.cluster_identity().cloned() {
                     let pid = ctx.self_pid().clone();
@@ -173,7 +177,7 @@ impl ReceiverMiddleware for GrainMiddleware {
                     tracing::debug!(grain = %identity, "activation stopped");
                     ctx.system().event_stream().publish(ActivationTerminating { pid, identity });
                 }
-                return result;
+                return result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             }
             next.run(ctx).await
         })

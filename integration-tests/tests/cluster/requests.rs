@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use protoactor_actor::prelude::*;
+use protoactor_cluster::{GrainContext, Kind};
 use protoactor_integration_tests::*;
 use tokio::time::Instant;
 
@@ -88,5 +90,40 @@ async fn can_respawn_virtual_actors() {
         }
     }
     assert_eq!(activations.started(), 20, "each identity was activated once more");
+    tc.shutdown().await;
+}
+
+/// A grain whose `Stopped` hook panics still frees its identity: the next
+/// request activates it again instead of finding it taken forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grain_whose_stop_hook_panics_can_be_activated_again() {
+    init_tracing();
+    struct Fragile(u64);
+    impl Actor for Fragile {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if ctx.message_is::<Stopped>() {
+                panic!("the stop hook fails");
+            }
+            if let Some(ping) = ctx.message::<Ping>() {
+                self.0 += 1;
+                let identity = ctx.cluster_identity().map(|i| i.identity.clone()).unwrap_or_default();
+                let address = ctx.system().address().to_string();
+                let message = ping.message.clone();
+                ctx.respond(Pong { message, identity, kind: "fragile".into(), address, count: self.0 });
+                if ping.message == "die" {
+                    let me = ctx.self_pid().clone();
+                    ctx.stop(&me);
+                }
+            }
+            Ok(())
+        }
+    }
+    let kind = Kind::new("fragile", Props::from_producer(|| Fragile(0)));
+    let tc = TestCluster::start(&[kind]).await;
+    let ping = |m: &str| Ping { message: m.into() };
+    let first: Pong = tc.client.request("f", "fragile", ping("die")).await.expect("first activation answers");
+    assert_eq!(first.count, 1);
+    let again: Pong = tc.client.request("f", "fragile", ping("again")).await.expect("activated again");
+    assert_eq!(again.count, 1, "a fresh activation, not the stopped one");
     tc.shutdown().await;
 }
