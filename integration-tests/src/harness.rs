@@ -13,7 +13,7 @@ use protoactor_actor::Pid;
 use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity, Error, IdentityLookup, InMemoryAgent, Kind};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 
-use crate::{eventually, start_client, start_member, test_config_with_lookup, test_lookup};
+use crate::{start_client, start_member, test_config_with_lookup, test_lookup, wait_until};
 
 /// The test lookup, counting calls to `get`: the one observable that tells a
 /// request served from the pid cache from one that asked the owner.
@@ -160,7 +160,7 @@ impl TestCluster {
     /// Waits (up to 10 s) until every node's topology is exactly `members`.
     pub async fn wait_topology(&self) -> bool {
         let expected: BTreeSet<String> = self.members.iter().map(|m| m.id().to_string()).collect();
-        eventually(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), || {
             self.nodes().all(|n| {
                 let seen: BTreeSet<String> = n.member_list().topology().members.iter().map(|m| m.id.clone()).collect();
                 seen == expected

@@ -11,6 +11,7 @@ mod ordering;
 
 pub use harness::{CountingLookup, Node, TestCluster};
 pub use ordering::{AggregatorStats, GetStats, SendTo, SendToResult, Seq, aggregator_kind, spawn_sender};
+pub use protoactor_testkit::cluster::{init_tracing, wait_until};
 
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, InMemoryAgent, InMemoryProvider, Kind};
@@ -272,31 +273,9 @@ pub async fn echo_members() -> EchoMembers {
     EchoMembers { agent, activations, members: [a, b, c] }
 }
 
-/// Polls `check` every 20 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until every cluster sees exactly `n` members.
 pub async fn wait_members(clusters: &[&Cluster], n: usize) -> bool {
-    eventually(Duration::from_secs(10), || clusters.iter().all(|c| c.member_list().topology().members.len() == n)).await
-}
-
-/// Installs a tracing subscriber honouring `RUST_LOG` (once per process).
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    wait_until(Duration::from_secs(10), || clusters.iter().all(|c| c.member_list().topology().members.len() == n)).await
 }
 
 pub mod churn;

@@ -161,9 +161,8 @@ impl PartitionActor {
         }
         self.forget(ci, &event.pid);
         // Owners elsewhere drop their entry; during a topology change the
-        // owner is uncertain, so tell every member.
-        // Sent as a request: the sender (this host's partition actor) marks
-        // the news as coming from the host, after the activation's `Stopped`.
+        // owner is uncertain, so tell every member. Sent as a request: the
+        // sender (this host's partition actor) marks it as the host's word.
         let message = ActivationTerminated { pid: Some(event.pid.to_proto()), cluster_identity: Some(ci.clone()) };
         for m in &self.topology.members {
             if m.id != self.me {
@@ -196,14 +195,19 @@ impl PartitionActor {
             // Still hosted: `local_terminated` tells everyone once it stopped.
             return;
         }
-        if self.directory.get(&ci).is_some_and(|p| p.id() == pid.id() && p.address() == pid.address()) {
+        if self.has_entry(&ci, &pid) {
             let message = ActivationTerminated { pid: Some(pid.to_proto()), cluster_identity: Some(ci) };
             ctx.request(&Self::partition_of(pid.address()), message);
         }
     }
 
+    /// Whether the directory maps `ci` to this very activation.
+    fn has_entry(&self, ci: &ClusterIdentity, pid: &Pid) -> bool {
+        self.directory.get(ci).is_some_and(|p| p.id() == pid.id() && p.address() == pid.address())
+    }
+
     fn forget(&mut self, ci: &ClusterIdentity, pid: &Pid) {
-        if self.directory.get(ci).is_some_and(|p| p.id() == pid.id() && p.address() == pid.address()) {
+        if self.has_entry(ci, pid) {
             self.directory.remove(ci);
         }
     }

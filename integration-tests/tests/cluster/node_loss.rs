@@ -101,14 +101,14 @@ async fn handles_losing_a_node_while_processing() {
             }
         }));
     }
-    assert!(eventually(Duration::from_secs(10), || done.load(Ordering::SeqCst) >= 40).await, "loops are running");
+    assert!(wait_until(Duration::from_secs(10), || done.load(Ordering::SeqCst) >= 40).await, "loops are running");
 
     let (_, victim_address) = tc.kill_member(victim).await;
     tc.add_member().await;
     assert!(tc.wait_topology().await, "every node sees the new topology");
     let mark = done.load(Ordering::SeqCst);
     assert!(
-        eventually(Duration::from_secs(30), || done.load(Ordering::SeqCst) >= mark + 200).await,
+        wait_until(Duration::from_secs(30), || done.load(Ordering::SeqCst) >= mark + 200).await,
         "loops keep making progress after the change"
     );
     stop.store(true, Ordering::SeqCst);

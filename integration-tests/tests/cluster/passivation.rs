@@ -30,9 +30,9 @@ async fn idle_grain_is_passivated_and_reactivated() {
     }
     assert_eq!(activations.stopped(), 0, "a busy grain is not passivated");
 
-    assert!(eventually(Duration::from_secs(5), || activations.stopped() == 1).await, "the idle grain stopped");
+    assert!(wait_until(Duration::from_secs(5), || activations.stopped() == 1).await, "the idle grain stopped");
     assert!(
-        eventually(Duration::from_secs(2), || host.pid_cache().get("sleepy", "idle").is_none()).await,
+        wait_until(Duration::from_secs(2), || host.pid_cache().get("sleepy", "idle").is_none()).await,
         "its host forgot it"
     );
     assert!(tc.client.pid_cache().get("sleepy", "idle").is_some(), "the client still caches the old pid");

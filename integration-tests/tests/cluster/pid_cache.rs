@@ -47,10 +47,10 @@ async fn purges_pid_cache_on_virtual_actor_shutdown() {
     assert_eq!(pid.address(), &*host.address());
 
     let _: Ack = tc.client.request("purged", "echo", Die {}).await.expect("die acknowledged");
-    assert!(eventually(Duration::from_secs(2), || activations.stopped() == 1).await, "the grain stopped");
+    assert!(wait_until(Duration::from_secs(2), || activations.stopped() == 1).await, "the grain stopped");
     let stopped_at = Instant::now();
     assert!(
-        eventually(Duration::from_secs(1), || host.pid_cache().get("purged", "echo").is_none()).await,
+        wait_until(Duration::from_secs(1), || host.pid_cache().get("purged", "echo").is_none()).await,
         "the host forgot the stopped activation"
     );
     tracing::info!(after = ?stopped_at.elapsed(), "pid cache purged");

@@ -80,7 +80,7 @@ async fn can_respawn_virtual_actors() {
     for r in join_all(ids.iter().map(|id| tc.client.request::<Ack, _>(id, "echo", Die {}))).await {
         r.expect("die acknowledged");
     }
-    assert!(eventually(Duration::from_secs(5), || activations.stopped() == 10).await, "all ten stopped");
+    assert!(wait_until(Duration::from_secs(5), || activations.stopped() == 10).await, "all ten stopped");
     for (n, node) in nodes.iter().enumerate() {
         let pongs = join_all(ids.iter().map(|id| node.request::<Pong, _>(id, "echo", Ping::default()))).await;
         for (id, r) in ids.iter().zip(pongs) {
