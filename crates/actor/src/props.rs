@@ -31,7 +31,11 @@ impl<A: Actor> ActorFactory for TypedFactory<A> {
     }
 }
 
+/// `align(128)`: one `Props` usually serves many actors, and its `Arc`
+/// count, bumped on every spawn, must not share a line with the fields each
+/// activation reads.
 #[derive(Clone)]
+#[repr(align(128))]
 pub(crate) struct PropsInner {
     factory: Arc<dyn ActorFactory>,
     pub(crate) mailbox: MailboxKind,

@@ -101,6 +101,22 @@ pub struct DeadLetterEvent {
     pub header: Option<MessageHeader>,
 }
 
+/// Starts a value on a cache-line pair of its own (what x86 prefetches
+/// together), so writes to it do not evict what other threads only read.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// `align(128)`: the `Arc`'s reference counts, bumped by every actor
+/// spawned and stopped, sit on their own line before these fields.
+#[repr(align(128))]
 pub(crate) struct SystemInner {
     id: String,
     address: RwLock<Arc<str>>,
@@ -112,7 +128,9 @@ pub(crate) struct SystemInner {
     handle: Handle,
     own_runtime: Mutex<Option<Runtime>>,
     shutting_down: AtomicBool,
-    live_actors: AtomicUsize,
+    /// Written on every spawn and stop, from any thread: kept off the lines
+    /// of the fields every actor only reads.
+    live_actors: CacheLine<AtomicUsize>,
     all_stopped: Notify,
     starter: Starter,
 }
@@ -121,6 +139,7 @@ pub(crate) struct SystemInner {
 /// thread, a plain thread) wait here for one starter task to spawn them from
 /// a worker: one cross-thread wake per burst instead of one per actor.
 #[derive(Default)]
+#[repr(align(128))]
 struct Starter {
     queue: Mutex<Vec<futures_util::future::BoxFuture<'static, ()>>>,
     scheduled: AtomicBool,
@@ -203,7 +222,7 @@ impl ActorSystem {
             handle,
             own_runtime: Mutex::new(own_runtime),
             shutting_down: AtomicBool::new(false),
-            live_actors: AtomicUsize::new(0),
+            live_actors: CacheLine(AtomicUsize::new(0)),
             all_stopped: Notify::new(),
             starter: Starter::default(),
         });
