@@ -8,6 +8,12 @@
 //!
 //! `cargo bench -p protoactor-actor --bench local`
 //! Spawn also prints peak RSS and bytes per idle actor to stderr.
+//!
+//! `ONCE=<workload>` (tell-throughput, tell-raw, ask-latency, ask-raw,
+//! ping-pong-pairs, spawn, fan-out; `-raw` is the tokio floor) skips
+//! criterion, runs that workload once and prints one `workload system value
+//! unit` line, as the peers binary does: `scripts/compare-peers.sh`
+//! alternates the two to compare them in the same minutes.
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
@@ -357,6 +363,24 @@ fn benches(c: &mut Criterion) {
     let pp_n = scale(2_000_000);
     let spawn_n = scale(200_000);
     let fan_actors = scale(10_000);
+
+    if let Ok(workload) = std::env::var("ONCE") {
+        let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+        let (name, system, value, unit) = match workload.as_str() {
+            "tell-throughput" => (workload.as_str(), "protoactor", rate(tell_n, tell_once(&rt, tell_n)), "msgs/s"),
+            "tell-raw" => ("tell-throughput", "tokio-mpsc", rate(tell_n, tell_raw_once(&rt, tell_n)), "msgs/s"),
+            "ask-latency" => (workload.as_str(), "protoactor", rate(ask_n, ask_once(&rt, ask_n)), "rt/s"),
+            "ask-raw" => ("ask-latency", "tokio-mpsc", rate(ask_n, ask_raw_once(&rt, ask_n)), "rt/s"),
+            "ping-pong-pairs" => (workload.as_str(), "protoactor", rate(pp_n, ping_pong_once(&rt, pp_n)), "msgs/s"),
+            "spawn" => (workload.as_str(), "protoactor", rate(spawn_n, spawn_once(&rt, spawn_n, false)), "actors/s"),
+            "fan-out" => {
+                (workload.as_str(), "protoactor", rate(fan_actors * 100, fan_out_once(&rt, fan_actors, 100)), "msgs/s")
+            }
+            other => panic!("ONCE={other}: not a workload of this bench (see the file's header)"),
+        };
+        println!("{name} {system} {value:.0} {unit}");
+        return;
+    }
 
     let mut g = c.benchmark_group("local");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
