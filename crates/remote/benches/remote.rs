@@ -21,7 +21,9 @@
 //! smoke run. p50/p99 of the sequential round trips go to stderr, and so do
 //! paired ratios (ours and the baseline run alternately, which cancels the
 //! drift of a shared machine between criterion's benchmarks; `PAIRED=0`
-//! skips them).
+//! skips them). `ONCE=<workload>[-bare]` (oneway, request-rtt,
+//! request-concurrent) skips criterion and runs that one workload once,
+//! printing its rate: for profiling or counting syscalls of one side alone.
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
@@ -514,6 +516,22 @@ fn benches(c: &mut Criterion) {
         let echo = bare_stream(&mut echo_client, 4).await;
         (sink, echo, echo_client)
     });
+
+    if let Ok(workload) = std::env::var("ONCE") {
+        let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+        let value = match workload.as_str() {
+            "oneway" => rate(oneway_n, oneway_once(&rt, &pair, oneway_n)),
+            "oneway-bare" => rate(oneway_n, bare_oneway_once(&rt, &mut sink, oneway_n)),
+            "request-rtt" => rate(rtt_n, rtt_once(&rt, &pair, rtt_n, None)),
+            "request-rtt-bare" => rate(rtt_n, bare_rtt_once(&rt, &mut echo, rtt_n, None)),
+            "request-concurrent" => rate(concurrent_n, concurrent_once(&rt, &pair, concurrent_n)),
+            "request-concurrent-bare" => rate(concurrent_n, bare_concurrent_once(&rt, &echo_client, concurrent_n)),
+            other => panic!("ONCE={other}: not a workload of this bench (see the file's header)"),
+        };
+        println!("{workload} {value:.0} per second");
+        rt.block_on(pair.shutdown());
+        return;
+    }
 
     let mut g = c.benchmark_group("remote");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
