@@ -220,7 +220,14 @@ async fn read_inbound(
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
+            // select! builds every branch's future on each pass, so this one
+            // must not read the clock or create a timer while there is no deadline.
+            _ = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            }, if deadline.is_some() => break,
         };
         match next {
             Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address),
