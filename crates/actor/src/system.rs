@@ -119,7 +119,9 @@ impl<T> std::ops::Deref for CacheLine<T> {
 #[repr(align(128))]
 pub(crate) struct SystemInner {
     id: String,
-    address: RwLock<Arc<str>>,
+    /// Read on every spawn and remote delivery; a read lock writes its word,
+    /// so it gets a line of its own.
+    address: CacheLine<RwLock<Arc<str>>>,
     registry: ProcessRegistry,
     event_stream: EventStream,
     dead_letter: ProcessRef,
@@ -213,7 +215,7 @@ impl ActorSystem {
         let throttle = Throttle::new(config.dead_letter_throttle_count, config.dead_letter_throttle_interval);
         let inner = Arc::new_cyclic(|weak: &Weak<SystemInner>| SystemInner {
             id,
-            address: RwLock::new(Arc::from(LOCAL_ADDRESS)),
+            address: CacheLine(RwLock::new(Arc::from(LOCAL_ADDRESS))),
             registry: ProcessRegistry::new(),
             event_stream: EventStream::new(),
             dead_letter: Arc::new(DeadLetterProcess { system: weak.clone() }),
