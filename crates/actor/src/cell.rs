@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::actor::Actor;
 use crate::context::{Context, LifecycleState};
 use crate::error::{ActorError, ActorResult, Error};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, Notified};
 use crate::message::{
     Envelope, Failure, InternalKind, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage,
     Terminated, TerminatedReason,
@@ -88,6 +88,19 @@ pub(crate) fn spawn_actor<A: Actor>(
     Ok(pid)
 }
 
+impl<A: Actor> ActorProcess<A> {
+    /// After a push: wakes the actor's task if this push claimed the
+    /// mailbox, drains to dead letters if the actor is gone.
+    #[inline]
+    fn notified(&self) {
+        match self.mailbox.notify() {
+            Notified::Claimed(Some(waker)) => self.system.wake_actor(waker),
+            Notified::Claimed(None) | Notified::Running => {}
+            Notified::Dead => self.drain_dead(),
+        }
+    }
+}
+
 impl<A: Actor> Process for ActorProcess<A> {
     #[inline]
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
@@ -97,9 +110,7 @@ impl<A: Actor> Process for ActorProcess<A> {
         if let Some(dropped) = self.mailbox.push_user(envelope) {
             self.system.dead_letter(pid, dropped);
         }
-        if self.mailbox.notify() {
-            self.drain_dead();
-        }
+        self.notified();
     }
 
     fn send_user_messages(&self, pid: &Pid, envelopes: &mut Vec<Envelope>) {
@@ -107,9 +118,7 @@ impl<A: Actor> Process for ActorProcess<A> {
             return envelopes.drain(..).for_each(|e| self.system.dead_letter(pid, e));
         }
         self.mailbox.push_user_many(envelopes, |dropped| self.system.dead_letter(pid, dropped));
-        if self.mailbox.notify() {
-            self.drain_dead();
-        }
+        self.notified();
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
@@ -117,9 +126,7 @@ impl<A: Actor> Process for ActorProcess<A> {
             return self.system.dead_system_message(pid, message, TerminatedReason::Stopped);
         }
         self.mailbox.push_system(message);
-        if self.mailbox.notify() {
-            self.drain_dead();
-        }
+        self.notified();
     }
 
     #[inline]

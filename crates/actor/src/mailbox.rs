@@ -240,21 +240,25 @@ impl Mailbox {
             && self.status.compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
-    /// After a push: wakes the consumer if it was idle. Returns true if the
-    /// consumer is gone for good, so the caller must drain what it pushed.
+    /// After a push: claims the mailbox if it was idle and hands back the
+    /// parked consumer's waker for the caller to wake ([`Notified::Claimed`]);
+    /// [`Notified::Dead`] means the consumer is gone for good and the caller
+    /// must drain what it pushed.
     #[inline]
-    pub(crate) fn notify(&self) -> bool {
+    pub(crate) fn notify(&self) -> Notified {
         match self.status.load(Ordering::SeqCst) {
             IDLE => {
                 if self.status.compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                    self.waker.wake();
-                    false
+                    // None: the consumer has not parked yet and sees the claim itself.
+                    Notified::Claimed(self.waker.take())
+                } else if self.status.load(Ordering::SeqCst) == DEAD {
+                    Notified::Dead
                 } else {
-                    self.status.load(Ordering::SeqCst) == DEAD
+                    Notified::Running
                 }
             }
-            DEAD => true,
-            _ => false,
+            DEAD => Notified::Dead,
+            _ => Notified::Running,
         }
     }
 
@@ -279,6 +283,16 @@ impl Mailbox {
         // A claim between the check above and the registration woke nobody.
         if self.status.load(Ordering::Acquire) == SCHEDULED { Poll::Ready(()) } else { Poll::Pending }
     }
+}
+
+/// What a producer must do after pushing (see [`Mailbox::notify`]).
+pub(crate) enum Notified {
+    /// The mailbox was idle and is now claimed: wake the consumer.
+    Claimed(Option<std::task::Waker>),
+    /// The consumer is running (or about to) and will see the message.
+    Running,
+    /// The consumer is gone: drain the mailbox to dead letters.
+    Dead,
 }
 
 #[cfg(test)]
