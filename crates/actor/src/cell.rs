@@ -94,7 +94,7 @@ impl<A: Actor> ActorProcess<A> {
     #[inline]
     fn notified(&self) {
         match self.mailbox.notify() {
-            Notified::Claimed(Some(waker)) => self.system.wake_actor(waker),
+            Notified::Claimed(Some(waker)) => self.system.wake(waker),
             Notified::Claimed(None) | Notified::Running => {}
             Notified::Dead => self.drain_dead(),
         }

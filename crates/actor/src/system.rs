@@ -326,10 +326,11 @@ impl ActorSystem {
         }
     }
 
-    /// Wakes the task of an actor whose mailbox a send just claimed: directly
-    /// inside the runtime's tasks, through the starter from elsewhere.
+    /// Wakes an actor's task: directly inside the runtime's tasks, through
+    /// the starter from elsewhere (see [`Starter`]), which spares a parked
+    /// worker's wake-up when sends from outside come in quick succession.
     #[inline]
-    pub(crate) fn wake_actor(&self, waker: std::task::Waker) {
+    pub(crate) fn wake(&self, waker: std::task::Waker) {
         if tokio::task::try_id().is_some() {
             waker.wake();
         } else {
