@@ -104,8 +104,7 @@ pub struct DeadLetterEvent {
 /// Starts a value on a cache-line pair of its own (what x86 prefetches
 /// together), so writes to it do not evict what other threads only read.
 #[repr(align(128))]
-#[derive(Default)]
-pub(crate) struct CacheLine<T>(pub(crate) T);
+struct CacheLine<T>(T);
 
 impl<T> std::ops::Deref for CacheLine<T> {
     type Target = T;

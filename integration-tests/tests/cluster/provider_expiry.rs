@@ -20,10 +20,7 @@ const MARGIN: Duration = Duration::from_secs(3);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_a_killed_member_process_leaves_when_its_lease_expires_and_its_grains_move() {
     init_tracing();
-    let etcd = tokio::task::spawn_blocking(EtcdServer::start)
-        .await
-        .expect("fixture thread")
-        .unwrap_or_else(|e| panic!("etcd must be available for these tests: {e}"));
+    let etcd = started(EtcdServer::start, "etcd").await;
     let endpoint = etcd.endpoint();
     // The last keep-alive was at most TTL/3 before the kill.
     let earliest = EXPIRY * 2 / 3 - Duration::from_millis(100);
@@ -33,13 +30,19 @@ async fn etcd_a_killed_member_process_leaves_when_its_lease_expires_and_its_grai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_a_killed_member_process_leaves_when_its_session_expires_and_its_grains_move() {
     init_tracing();
-    let server = tokio::task::spawn_blocking(ZooKeeperServer::start)
-        .await
-        .expect("fixture thread")
-        .unwrap_or_else(|e| panic!("ZooKeeper must be available for these tests: {e}"));
+    let server = started(ZooKeeperServer::start, "ZooKeeper").await;
     let connect = server.connect_string();
     // The session outlives the last ping by about 2/3 of its timeout.
     killed_member_leaves(|| zk_provider(&connect), Via::Zk(&connect), Duration::from_secs(1)).await;
+}
+
+/// Starts a real server on a blocking thread (it waits for the server to
+/// answer); a missing server fails the test with the fixture's install hint.
+async fn started<S: Send + 'static>(start: fn() -> Result<S, String>, what: &str) -> S {
+    tokio::task::spawn_blocking(start)
+        .await
+        .expect("fixture thread")
+        .unwrap_or_else(|e| panic!("{what} must be available for these tests: {e}"))
 }
 
 /// Two members in this process and one in its own, all through the same
