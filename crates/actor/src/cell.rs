@@ -1,12 +1,13 @@
 //! The actor process: mailbox, actor instance, context, and the run loop
 //! that feeds messages to the actor one at a time.
 //!
-//! Each actor has one tokio task for its whole life. It handles system
-//! messages first, then user messages, yielding the thread every
-//! `throughput` messages; when the mailbox is empty it parks on a waker. A
-//! producer that finds the mailbox idle claims it and wakes the task, so an
-//! activation costs a wake-up, not a spawn. The actor and its context live in
-//! the task, so they need no lock of their own.
+//! Each actor has one task for its whole life, run by one of the system's
+//! lanes (see [`crate::lane`]). It handles system messages first, then user
+//! messages, giving the lane to other actors every `throughput` messages;
+//! when the mailbox is empty it parks on a waker. A producer that finds the
+//! mailbox idle claims it and wakes the task, so an activation costs a
+//! wake-up, not a spawn. The actor and its context live in the task, so they
+//! need no lock of their own.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -23,6 +24,7 @@ use tracing::Instrument;
 use crate::actor::Actor;
 use crate::context::{Context, LifecycleState};
 use crate::error::{ActorError, ActorResult, Error};
+use crate::lane::Lane;
 use crate::mailbox::{Mailbox, Notified};
 use crate::message::{
     Envelope, Failure, InternalKind, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage,
@@ -80,12 +82,61 @@ pub(crate) fn spawn_actor<A: Actor>(
     }
     let pid = Pid::resolved(system.address(), id, system.key(), process_ref);
     system.actor_started();
-    let actor = (process.producer)();
-    let ctx = Context::new(system.clone(), pid.clone(), parent, props.clone());
-    let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
-    // The mailbox starts claimed: the task below runs `Started` first.
-    system.spawn_actor_task(process.run(cell));
+    // The mailbox starts claimed: the task runs `Started` first.
+    system.start_actor(process, Incarnation { pid: pid.clone(), parent, props: props.clone() });
     Ok(pid)
+}
+
+/// What a new actor's task is built from, where it starts.
+pub(crate) struct Incarnation {
+    pid: Pid,
+    parent: Option<Pid>,
+    props: Props,
+}
+
+/// Makes an actor instance and starts its task, on the lane the actor
+/// belongs to: the actor, its context and its task are allocated there, and
+/// the spawning thread only registers the process.
+pub(crate) trait StartActor: Send + Sync + 'static {
+    fn start(self: Arc<Self>, incarnation: Incarnation, lane: &Arc<Lane>);
+}
+
+impl<A: Actor> StartActor for ActorProcess<A> {
+    fn start(self: Arc<Self>, incarnation: Incarnation, lane: &Arc<Lane>) {
+        let Incarnation { pid, parent, props } = incarnation;
+        let produced = std::panic::catch_unwind(AssertUnwindSafe(|| (self.producer)()));
+        let actor = match produced {
+            Ok(actor) => actor,
+            Err(payload) => return self.failed_to_start(pid, parent, ActorError::from_panic(payload)),
+        };
+        let ctx = Context::new(self.system.clone(), pid, parent, props);
+        let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
+        crate::lane::spawn_on(lane, self.run(cell));
+    }
+}
+
+impl<A: Actor> ActorProcess<A> {
+    /// The producer panicked before there was an actor: the actor is stopped
+    /// (a supervisor cannot restart what never started), as Akka does with an
+    /// initialization failure. Its parent and watchers get `Terminated`.
+    #[cold]
+    fn failed_to_start(&self, pid: Pid, parent: Option<Pid>, reason: ActorError) {
+        tracing::error!(actor = %pid, %reason, "the actor's producer panicked; the actor is stopped");
+        self.system.event_stream().publish(crate::supervision::SupervisorEvent {
+            child: pid.clone(),
+            reason,
+            directive: crate::supervision::Directive::Stop,
+        });
+        self.system.registry().remove(pid.id());
+        self.dead.store(true, Ordering::Release);
+        self.system.actor_stopped();
+        self.mailbox.set_dead();
+        self.drain_dead();
+        if let Some(parent) = &parent {
+            let terminated = Terminated { who: pid.clone(), why: TerminatedReason::Stopped };
+            self.system.send_system_message(parent, SystemMessage::Terminated(terminated));
+        }
+    }
 }
 
 impl<A: Actor> ActorProcess<A> {
@@ -94,7 +145,7 @@ impl<A: Actor> ActorProcess<A> {
     #[inline]
     fn notified(&self) {
         match self.mailbox.notify() {
-            Notified::Claimed(Some(waker)) => self.system.wake(waker),
+            Notified::Claimed(Some(waker)) => waker.wake(),
             Notified::Claimed(None) | Notified::Running => {}
             Notified::Dead => self.drain_dead(),
         }
@@ -289,7 +340,7 @@ impl<A: Actor> ActorProcess<A> {
                 handled += 1;
                 if handled >= throughput {
                     handled = 0;
-                    tokio::task::yield_now().await;
+                    crate::lane::yield_turn().await;
                 }
             }
         }
@@ -636,8 +687,8 @@ mod size_report {
         let ctx = Context::new(system.clone(), pid, None, Props::from_producer(|| Tiny));
         let cell = CellState { actor: Tiny, ctx, local: VecDeque::new(), pending_start: true };
         let run = process.clone().run(cell);
-        // 232 B today: with tokio's header and trailer the task cell is 384 B;
-        // past ~248 B it becomes 512.
+        // 232 B today; with async-task's header and the lane handle the task
+        // is under 300 B.
         assert!(std::mem::size_of_val(&run) <= 240, "run task future grew to {} B", std::mem::size_of_val(&run));
         assert!(std::mem::size_of::<ActorProcess<Tiny>>() <= 192, "{} B", std::mem::size_of::<ActorProcess<Tiny>>());
         assert!(std::mem::size_of::<Envelope>() <= 56, "{} B", std::mem::size_of::<Envelope>());

@@ -51,6 +51,7 @@ mod context;
 mod error;
 mod event_stream;
 mod future;
+mod lane;
 mod mailbox;
 mod message;
 pub mod middleware;

@@ -11,9 +11,11 @@ use parking_lot::{Mutex, RwLock};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Notify;
 
+use crate::cell::{Incarnation, StartActor};
 use crate::error::Error;
 use crate::event_stream::EventStream;
 use crate::future::ResponseFuture;
+use crate::lane::{Item, Lanes};
 use crate::message::{
     AnyMessage, DeadLetterResponse, Envelope, Failure, MessageHeader, SystemMessage, Terminated, TerminatedReason,
 };
@@ -133,33 +135,8 @@ pub(crate) struct SystemInner {
     /// of the fields every actor only reads.
     live_actors: CacheLine<AtomicUsize>,
     all_stopped: Notify,
-    starter: Starter,
+    lanes: Lanes,
 }
-
-/// Work for actors that arrives from outside the runtime's tasks (a
-/// `block_on` thread, a plain thread): new actor tasks, and wake-ups of idle
-/// actors that just got a message. One starter task hands them to the
-/// runtime from a worker, where spawning and waking are local; and it lingers
-/// briefly once the queue is empty, so the next item from the same burst
-/// finds it running. Without it each such wake went onto the runtime's shared
-/// queue and woke a parked worker (a futex call and a context switch): a
-/// `block_on` caller making sequential requests paid that on every one (92-100k
-/// vs 79-87k asks/s with and without, in alternating fresh-process runs).
-#[derive(Default)]
-#[repr(align(128))]
-struct Starter {
-    queue: Mutex<Vec<Ingress>>,
-    scheduled: AtomicBool,
-}
-
-enum Ingress {
-    Spawn(futures_util::future::BoxFuture<'static, ()>),
-    Wake(std::task::Waker),
-}
-
-/// How long the starter keeps polling an empty queue before it ends: about
-/// the time a `block_on` caller takes to come back after a reply.
-const STARTER_LINGER: Duration = Duration::from_micros(30);
 
 impl Drop for SystemInner {
     fn drop(&mut self) {
@@ -227,6 +204,7 @@ impl ActorSystem {
         };
         let id = format!("{:016x}", fastrand::u64(..));
         let throttle = Throttle::new(config.dead_letter_throttle_count, config.dead_letter_throttle_interval);
+        let lanes = Lanes::new(&handle);
         let inner = Arc::new_cyclic(|weak: &Weak<SystemInner>| SystemInner {
             id,
             address: CacheLine(RwLock::new(Arc::from(LOCAL_ADDRESS))),
@@ -240,7 +218,7 @@ impl ActorSystem {
             shutting_down: AtomicBool::new(false),
             live_actors: CacheLine(AtomicUsize::new(0)),
             all_stopped: Notify::new(),
-            starter: Starter::default(),
+            lanes,
         });
         tracing::debug!(system = %inner.id, "actor system started");
         ActorSystem(inner)
@@ -315,79 +293,9 @@ impl ActorSystem {
         self.0.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Starts an actor's task. Inside a task of the runtime it is spawned
-    /// directly (onto the local queue); from elsewhere it goes through the
-    /// starter (see [`Starter`]).
-    pub(crate) fn spawn_actor_task(&self, future: impl Future<Output = ()> + Send + 'static) {
-        if tokio::task::try_id().is_some() {
-            self.0.handle.spawn(future);
-        } else {
-            self.ingress(Ingress::Spawn(Box::pin(future)));
-        }
-    }
-
-    /// Wakes an actor's task: directly inside the runtime's tasks, through
-    /// the starter from elsewhere (see [`Starter`]), which spares a parked
-    /// worker's wake-up when sends from outside come in quick succession.
-    #[inline]
-    pub(crate) fn wake(&self, waker: std::task::Waker) {
-        if tokio::task::try_id().is_some() {
-            waker.wake();
-        } else {
-            self.ingress(Ingress::Wake(waker));
-        }
-    }
-
-    fn ingress(&self, item: Ingress) {
-        let starter = &self.0.starter;
-        let first = {
-            let mut queue = starter.queue.lock();
-            queue.push(item);
-            !starter.scheduled.swap(true, Ordering::AcqRel)
-        };
-        if first {
-            let system = self.clone();
-            self.0.handle.spawn(async move { system.run_starter().await });
-        }
-    }
-
-    async fn run_starter(&self) {
-        let starter = &self.0.starter;
-        let mut spare = Vec::new();
-        let mut idle_since: Option<std::time::Instant> = None;
-        loop {
-            let mut batch = std::mem::take(&mut spare);
-            {
-                let mut queue = starter.queue.lock();
-                if queue.is_empty() {
-                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
-                    if since.elapsed() >= STARTER_LINGER {
-                        // Under the lock: a push after this spawns a new starter.
-                        starter.scheduled.store(false, Ordering::Release);
-                        return;
-                    }
-                } else {
-                    // The queue keeps the drained buffer's capacity.
-                    std::mem::swap(&mut *queue, &mut batch);
-                }
-            }
-            if batch.is_empty() {
-                spare = batch;
-                // Lets the worker run what was just started or woken first.
-                tokio::task::yield_now().await;
-                continue;
-            }
-            idle_since = None;
-            for item in batch.drain(..) {
-                match item {
-                    Ingress::Spawn(future) => {
-                        tokio::spawn(future);
-                    }
-                    Ingress::Wake(waker) => waker.wake(),
-                }
-            }
-            spare = batch;
-        }
+    /// Starts a new actor on one of the system's lanes (see [`crate::lane`]).
+    pub(crate) fn start_actor(&self, process: Arc<dyn StartActor>, incarnation: Incarnation) {
+        self.0.lanes.pick().push(Item::Start(process, incarnation));
     }
 
     pub(crate) fn spawn_task<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
