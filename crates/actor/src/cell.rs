@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::actor::Actor;
 use crate::context::{Context, LifecycleState};
 use crate::error::{ActorError, ActorResult, Error};
-use crate::lane::Lane;
+use crate::lane::LaneRef;
 use crate::mailbox::{Mailbox, Notified};
 use crate::message::{
     Envelope, Failure, InternalKind, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage,
@@ -98,11 +98,11 @@ pub(crate) struct Incarnation {
 /// belongs to: the actor, its context and its task are allocated there, and
 /// the spawning thread only registers the process.
 pub(crate) trait StartActor: Send + Sync + 'static {
-    fn start(self: Arc<Self>, incarnation: Incarnation, lane: &Arc<Lane>);
+    fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>);
 }
 
 impl<A: Actor> StartActor for ActorProcess<A> {
-    fn start(self: Arc<Self>, incarnation: Incarnation, lane: &Arc<Lane>) {
+    fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>) {
         let Incarnation { pid, parent, props } = incarnation;
         let produced = std::panic::catch_unwind(AssertUnwindSafe(|| (self.producer)()));
         let actor = match produced {

@@ -1,23 +1,28 @@
 //! Lanes: where actors run.
 //!
 //! An actor's run loop is a small task of its own (one allocation, from
-//! `async-task`), not a tokio task. Each actor belongs to one of the system's
-//! lanes, one per worker thread of the runtime, chosen round-robin when it is
-//! spawned. A lane is a queue of actor tasks ready to run, drained by one
-//! tokio task while there is work, and gone when there is none.
+//! `async-task`), not a tokio task. A system has one lane per worker thread
+//! of its runtime: a queue of actor tasks ready to run, drained by one tokio
+//! task while there is work, and gone when there is none.
+//!
+//! - A new actor starts on a lane picked round-robin.
+//! - An actor woken by an actor goes to the waker's lane, so actors that talk
+//!   to each other end up on one thread; one woken from elsewhere (a socket
+//!   task, a `block_on` caller) goes back to the lane it started on.
+//! - A lane with two or more actors waiting starts an idle lane, and an idle
+//!   lane steals half of such a backlog, so the work spreads over the cores.
 //!
 //! Why not a tokio task per actor: on a multi-threaded runtime every spawn and
 //! every wake-up of an actor may wake a parked worker to steal it (a futex call
 //! and a context switch each). Spawning 200,000 actors cost about 20,000
-//! context switches that way; tokio now sees only a few long-lived lane tasks,
-//! and wakes a worker only when a lane goes from idle to busy. Lane tasks still
-//! move between workers like any tokio task, so the lanes spread over the
-//! cores.
+//! context switches that way, about 1,000 with lanes: tokio sees only a few
+//! lane tasks, and wakes a worker only when a lane goes from idle to busy.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_task::Runnable;
@@ -27,20 +32,29 @@ use tokio::runtime::Handle;
 use crate::cell::{Incarnation, StartActor};
 
 /// The lanes of one actor system.
-pub(crate) struct Lanes {
-    lanes: Box<[Arc<Lane>]>,
+pub(crate) struct Lanes(Arc<LaneSet>);
+
+struct LaneSet {
+    lanes: Box<[Lane]>,
+    handle: Handle,
+}
+
+/// One lane of a system: what [`StartActor::start`] gets to place the task.
+pub(crate) struct LaneRef<'a> {
+    set: &'a Arc<LaneSet>,
+    index: usize,
 }
 
 impl Lanes {
     /// One lane per worker thread of `handle`'s runtime.
     pub(crate) fn new(handle: &Handle) -> Self {
         let count = handle.metrics().num_workers().max(1);
-        Lanes { lanes: (0..count).map(|_| Arc::new(Lane::new(handle.clone()))).collect() }
+        Lanes(Arc::new(LaneSet { lanes: (0..count).map(|_| Lane::default()).collect(), handle: handle.clone() }))
     }
 
-    /// The lane for a new actor: round-robin, counted per spawning thread so
-    /// that spawns on different threads share no counter.
-    pub(crate) fn pick(&self) -> &Arc<Lane> {
+    /// Starts a new actor on a lane picked round-robin, counted per spawning
+    /// thread so that spawns on different threads share no counter.
+    pub(crate) fn start(&self, process: Arc<dyn StartActor>, incarnation: Incarnation) {
         thread_local! {
             static NEXT: Cell<usize> = const { Cell::new(0) };
         }
@@ -49,12 +63,12 @@ impl Lanes {
             next.set(n.wrapping_add(1));
             n
         });
-        &self.lanes[n % self.lanes.len()]
+        self.0.push(n % self.0.lanes.len(), Item::Start(process, incarnation));
     }
 }
 
 /// Work for a lane.
-pub(crate) enum Item {
+enum Item {
     /// Make the actor and start its task (on the lane's thread, so the
     /// spawning thread only registers the process).
     Start(Arc<dyn StartActor>, Incarnation),
@@ -64,16 +78,23 @@ pub(crate) enum Item {
 
 /// `align(128)`: the queue lock is written by every thread that wakes one of
 /// the lane's actors; it must not share a line with another lane's.
+#[derive(Default)]
 #[repr(align(128))]
-pub(crate) struct Lane {
-    queue: Mutex<Vec<Item>>,
+struct Lane {
+    queue: Mutex<VecDeque<Item>>,
+    /// The queue's length as of its last change: idle lanes read it to decide
+    /// whether to steal without taking the lock.
+    waiting: AtomicUsize,
     /// A tokio task is draining the queue (or about to).
     scheduled: AtomicBool,
-    handle: Handle,
 }
 
-/// Items a lane runs before it lets the worker run other tokio tasks.
+/// Items a lane takes from its queue at once, and runs before it lets the
+/// worker run other tokio tasks.
 const TURN: usize = 64;
+
+/// A lane with this many items waiting starts an idle lane, which steals half.
+const KICK: usize = 2;
 
 /// How long a lane keeps polling an empty queue before its task ends: about
 /// the time a `block_on` caller takes to send its next request after a reply.
@@ -81,73 +102,128 @@ const TURN: usize = 64;
 /// context switch): 92-100k vs 79-87k asks/s in alternating fresh-process runs.
 const LINGER: Duration = Duration::from_micros(30);
 
-impl Lane {
-    fn new(handle: Handle) -> Self {
-        Lane { queue: Mutex::new(Vec::new()), scheduled: AtomicBool::new(false), handle }
-    }
+thread_local! {
+    /// The lane running on this thread now, if any: (its set, its index).
+    static CURRENT: Cell<(*const LaneSet, usize)> = const { Cell::new((std::ptr::null(), 0)) };
+}
 
-    /// Queues `item`, starting the lane's task if it is not running.
-    pub(crate) fn push(self: &Arc<Self>, item: Item) {
-        let first = {
-            let mut queue = self.queue.lock();
-            queue.push(item);
-            !self.scheduled.swap(true, Ordering::AcqRel)
+impl LaneSet {
+    /// Queues `item` on lane `index`, starting the lane's task if it is not
+    /// running, and an idle lane if this one has a backlog.
+    fn push(self: &Arc<Self>, index: usize, item: Item) {
+        let lane = &self.lanes[index];
+        let (first, waiting) = {
+            let mut queue = lane.queue.lock();
+            queue.push_back(item);
+            lane.waiting.store(queue.len(), Ordering::Relaxed);
+            (!lane.scheduled.swap(true, Ordering::AcqRel), queue.len())
         };
         if first {
-            let lane = self.clone();
-            // Unconstrained: actors yield by their own throughput budget, and
-            // tokio's per-task budget would otherwise be shared by every actor
-            // the lane runs in one poll.
-            self.handle.spawn(tokio::task::unconstrained(async move { lane.run().await }));
+            self.run_lane(index);
+        } else if waiting >= KICK {
+            self.kick_idle(index);
         }
     }
 
-    async fn run(self: Arc<Self>) {
-        let mut batch: Vec<Item> = Vec::new();
+    /// Where a woken actor goes: to the lane that woke it, if it is one of
+    /// this set's (actors that talk to each other end up together, and stay
+    /// in that thread's cache), else to the lane it was started on.
+    fn schedule(self: &Arc<Self>, home: usize, runnable: Runnable) {
+        let (set, current) = CURRENT.with(Cell::get);
+        let index = if std::ptr::eq(set, Arc::as_ptr(self)) { current } else { home };
+        self.push(index, Item::Run(runnable));
+    }
+
+    fn kick_idle(self: &Arc<Self>, busy: usize) {
+        for (index, lane) in self.lanes.iter().enumerate() {
+            if index != busy && !lane.scheduled.load(Ordering::Relaxed) && !lane.scheduled.swap(true, Ordering::AcqRel)
+            {
+                return self.run_lane(index);
+            }
+        }
+    }
+
+    fn run_lane(self: &Arc<Self>, index: usize) {
+        let set = self.clone();
+        // Unconstrained: actors yield by their own throughput budget, and
+        // tokio's per-task budget would otherwise be shared by every actor
+        // the lane runs in one poll.
+        self.handle.spawn(tokio::task::unconstrained(async move { set.run(index).await }));
+    }
+
+    async fn run(self: Arc<Self>, index: usize) {
+        let lane = &self.lanes[index];
+        let mut batch: Vec<Item> = Vec::with_capacity(TURN);
         let mut idle_since: Option<Instant> = None;
+        let mut since_yield = 0;
         loop {
             {
-                let mut queue = self.queue.lock();
-                if queue.is_empty() {
-                    let since = *idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= LINGER {
-                        // Under the lock: a push after this starts a new task.
-                        self.scheduled.store(false, Ordering::Release);
-                        return;
-                    }
-                } else {
-                    // The queue keeps the drained buffer's capacity.
-                    std::mem::swap(&mut *queue, &mut batch);
-                }
+                let mut queue = lane.queue.lock();
+                let take = queue.len().min(TURN);
+                batch.extend(queue.drain(..take));
+                lane.waiting.store(queue.len(), Ordering::Relaxed);
             }
-            if batch.is_empty() {
+            if batch.is_empty() && !self.steal(index, &mut batch) {
+                let done = {
+                    let queue = lane.queue.lock();
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    let done = queue.is_empty() && since.elapsed() >= LINGER;
+                    if done {
+                        // Under the lock: a push after this starts a new task.
+                        lane.scheduled.store(false, Ordering::Release);
+                    }
+                    done
+                };
+                if done {
+                    CURRENT.with(|current| current.set((std::ptr::null(), 0)));
+                    return;
+                }
+                since_yield = 0;
+                CURRENT.with(|current| current.set((std::ptr::null(), 0)));
                 tokio::task::yield_now().await;
                 continue;
             }
             idle_since = None;
-            let mut items = batch.drain(..);
-            loop {
-                let mut ran = 0;
-                for item in items.by_ref() {
-                    self.run_item(item);
-                    ran += 1;
-                    if ran == TURN {
-                        break;
-                    }
-                }
-                if ran < TURN {
-                    break;
-                }
+            since_yield += batch.len();
+            CURRENT.with(|current| current.set((Arc::as_ptr(&self), index)));
+            for item in batch.drain(..) {
+                self.run_item(index, item);
+            }
+            if since_yield >= TURN {
+                since_yield = 0;
+                // The lane's task may move to another thread at the await.
+                CURRENT.with(|current| current.set((std::ptr::null(), 0)));
                 // Lets the worker's other tasks (sockets, timers) have a turn.
                 tokio::task::yield_now().await;
             }
-            drop(items);
         }
     }
 
-    fn run_item(self: &Arc<Self>, item: Item) {
+    /// Takes half the waiting items of a lane with a backlog (never a lone
+    /// item: two actors passing one message back and forth would then hop
+    /// between threads on every message).
+    fn steal(&self, thief: usize, batch: &mut Vec<Item>) -> bool {
+        for (index, lane) in self.lanes.iter().enumerate() {
+            if index == thief {
+                continue;
+            }
+            if lane.waiting.load(Ordering::Relaxed) < KICK {
+                continue;
+            }
+            let Some(mut queue) = lane.queue.try_lock() else { continue };
+            if queue.len() >= KICK {
+                let take = (queue.len() / 2).min(TURN);
+                batch.extend(queue.drain(..take));
+                lane.waiting.store(queue.len(), Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn run_item(self: &Arc<Self>, index: usize, item: Item) {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match item {
-            Item::Start(process, incarnation) => process.start(incarnation, self),
+            Item::Start(process, incarnation) => process.start(incarnation, LaneRef { set: self, index }),
             Item::Run(runnable) => {
                 runnable.run();
             }
@@ -160,14 +236,13 @@ impl Lane {
     }
 }
 
-/// Starts `future` as a task of `lane`, polling it once now.
-pub(crate) fn spawn_on(lane: &Arc<Lane>, future: impl std::future::Future<Output = ()> + Send + 'static) {
-    let home = lane.clone();
-    let (runnable, task) = async_task::spawn(future, move |runnable| home.push(Item::Run(runnable)));
+/// Starts `future` as a task whose home is `lane`, polling it once now.
+pub(crate) fn spawn_on(lane: LaneRef<'_>, future: impl std::future::Future<Output = ()> + Send + 'static) {
+    let (set, home) = (lane.set.clone(), lane.index);
+    let (runnable, task) = async_task::spawn(future, move |runnable| set.schedule(home, runnable));
     task.detach();
     runnable.run();
 }
-
 /// Lets the other actors of the lane run: the task goes to the back of its
 /// lane's queue. (`tokio::task::yield_now` would wait for the lane's own
 /// tokio task to yield.)

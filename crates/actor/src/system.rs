@@ -15,7 +15,7 @@ use crate::cell::{Incarnation, StartActor};
 use crate::error::Error;
 use crate::event_stream::EventStream;
 use crate::future::ResponseFuture;
-use crate::lane::{Item, Lanes};
+use crate::lane::Lanes;
 use crate::message::{
     AnyMessage, DeadLetterResponse, Envelope, Failure, MessageHeader, SystemMessage, Terminated, TerminatedReason,
 };
@@ -295,7 +295,7 @@ impl ActorSystem {
 
     /// Starts a new actor on one of the system's lanes (see [`crate::lane`]).
     pub(crate) fn start_actor(&self, process: Arc<dyn StartActor>, incarnation: Incarnation) {
-        self.0.lanes.pick().push(Item::Start(process, incarnation));
+        self.0.lanes.start(process, incarnation);
     }
 
     pub(crate) fn spawn_task<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
