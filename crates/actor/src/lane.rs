@@ -89,8 +89,11 @@ struct Lane {
     scheduled: AtomicBool,
 }
 
-/// Items a lane takes from its queue at once, and runs before it lets the
-/// worker run other tokio tasks.
+/// Items a lane takes from its queue at once: the rest stay where an idle
+/// lane can steal them, should one of these block the thread.
+const TAKE: usize = 16;
+
+/// Items a lane runs before it lets the worker run other tokio tasks.
 const TURN: usize = 64;
 
 /// A lane with this many items waiting starts an idle lane, which steals half.
@@ -153,13 +156,13 @@ impl LaneSet {
 
     async fn run(self: Arc<Self>, index: usize) {
         let lane = &self.lanes[index];
-        let mut batch: Vec<Item> = Vec::with_capacity(TURN);
+        let mut batch: Vec<Item> = Vec::with_capacity(TAKE);
         let mut idle_since: Option<Instant> = None;
         let mut since_yield = 0;
         loop {
             {
                 let mut queue = lane.queue.lock();
-                let take = queue.len().min(TURN);
+                let take = queue.len().min(TAKE);
                 batch.extend(queue.drain(..take));
                 lane.waiting.store(queue.len(), Ordering::Relaxed);
             }
@@ -212,7 +215,7 @@ impl LaneSet {
             }
             let Some(mut queue) = lane.queue.try_lock() else { continue };
             if queue.len() >= KICK {
-                let take = (queue.len() / 2).min(TURN);
+                let take = (queue.len() / 2).min(TAKE);
                 batch.extend(queue.drain(..take));
                 lane.waiting.store(queue.len(), Ordering::Relaxed);
                 return true;
