@@ -87,6 +87,9 @@ struct Lane {
     waiting: AtomicUsize,
     /// A tokio task is draining the queue (or about to).
     scheduled: AtomicBool,
+    /// Something was pushed from outside the runtime's tasks since the lane
+    /// last looked: only then is lingering worth a busy worker.
+    from_outside: AtomicBool,
 }
 
 /// Items a lane takes from its queue at once: the rest stay where an idle
@@ -99,8 +102,9 @@ const TURN: usize = 64;
 /// A lane with this many items waiting starts an idle lane, which steals half.
 const KICK: usize = 2;
 
-/// How long a lane keeps polling an empty queue before its task ends: about
-/// the time a `block_on` caller takes to send its next request after a reply.
+/// How long a lane keeps polling an empty queue before its task ends, when
+/// its work came from outside the runtime's tasks: about the time a
+/// `block_on` caller takes to send its next request after a reply.
 /// Without it every such request woke a parked worker (a futex call and a
 /// context switch): 92-100k vs 79-87k asks/s in alternating fresh-process runs.
 const LINGER: Duration = Duration::from_micros(30);
@@ -116,6 +120,9 @@ impl LaneSet {
     fn push(self: &Arc<Self>, index: usize, item: Item) {
         let lane = &self.lanes[index];
         let (first, waiting) = {
+            if tokio::task::try_id().is_none() {
+                lane.from_outside.store(true, Ordering::Relaxed);
+            }
             let mut queue = lane.queue.lock();
             queue.push_back(item);
             lane.waiting.store(queue.len(), Ordering::Relaxed);
@@ -159,6 +166,7 @@ impl LaneSet {
         let mut batch: Vec<Item> = Vec::with_capacity(TAKE);
         let mut idle_since: Option<Instant> = None;
         let mut since_yield = 0;
+        let mut linger = false;
         loop {
             {
                 let mut queue = lane.queue.lock();
@@ -166,11 +174,12 @@ impl LaneSet {
                 batch.extend(queue.drain(..take));
                 lane.waiting.store(queue.len(), Ordering::Relaxed);
             }
+            linger |= lane.from_outside.swap(false, Ordering::Relaxed);
             if batch.is_empty() && !self.steal(index, &mut batch) {
                 let done = {
                     let queue = lane.queue.lock();
                     let since = *idle_since.get_or_insert_with(Instant::now);
-                    let done = queue.is_empty() && since.elapsed() >= LINGER;
+                    let done = queue.is_empty() && (!linger || since.elapsed() >= LINGER);
                     if done {
                         // Under the lock: a push after this starts a new task.
                         lane.scheduled.store(false, Ordering::Release);
