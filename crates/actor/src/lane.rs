@@ -196,10 +196,14 @@ impl LaneSet {
             linger |= lane.from_outside.swap(false, Ordering::Relaxed);
             if batch.is_empty() && !self.steal(index, &mut batch) {
                 let done = {
-                    let queue = lane.queue.lock();
+                    let mut queue = lane.queue.lock();
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     let done = queue.is_empty() && (!linger || since.elapsed() >= LINGER);
                     if done {
+                        if queue.capacity() > 4096 {
+                            // Give back what a burst of spawns grew.
+                            *queue = VecDeque::new();
+                        }
                         // Under the lock: a push after this starts a new task.
                         lane.scheduled.store(false, Ordering::Release);
                     }
