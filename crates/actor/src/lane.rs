@@ -164,10 +164,22 @@ impl LaneSet {
     }
 
     fn kick_idle(self: &Arc<Self>, busy: usize) {
+        // Pairs with the fence of a lane that is ending (see `run`).
+        std::sync::atomic::fence(Ordering::SeqCst);
         for (index, lane) in self.lanes.iter().enumerate() {
             if index != busy && !lane.scheduled.load(Ordering::Relaxed) && !lane.scheduled.swap(true, Ordering::AcqRel)
             {
-                return self.run_lane(index);
+                self.run_lane(index);
+                if tokio::task::try_id().is_some() {
+                    // Spawned from a worker, the new lane task sits in that
+                    // worker's LIFO slot, which no other worker may steal and
+                    // which runs only once the busy lane yields: the backlog
+                    // would stay on one thread. A second (empty) task takes
+                    // the slot and pushes the lane task onto the worker's
+                    // queue, which wakes an idle worker to steal it.
+                    self.handle.spawn(async {});
+                }
+                return;
             }
         }
     }
@@ -211,7 +223,15 @@ impl LaneSet {
                 };
                 if done {
                     CURRENT.with(|current| current.set((std::ptr::null(), 0)));
-                    return;
+                    // A busy lane that pushed while this one still looked
+                    // scheduled did not start it: look again now that it does
+                    // not (each side writes, fences, then reads the other's flag).
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    if !self.backlog_elsewhere(index) || lane.scheduled.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                    idle_since = None;
+                    continue;
                 }
                 since_yield = 0;
                 CURRENT.with(|current| current.set((std::ptr::null(), 0)));
@@ -233,6 +253,10 @@ impl LaneSet {
                 tokio::task::yield_now().await;
             }
         }
+    }
+
+    fn backlog_elsewhere(&self, idle: usize) -> bool {
+        self.lanes.iter().enumerate().any(|(index, lane)| index != idle && lane.waiting.load(Ordering::Relaxed) >= KICK)
     }
 
     /// Takes half the waiting items of a lane with a backlog (never a lone

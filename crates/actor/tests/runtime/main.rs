@@ -6,6 +6,7 @@ mod common;
 mod context_ops;
 mod dead_letters;
 mod event_stream;
+mod lanes;
 mod lifecycle;
 mod mailbox;
 mod middleware;
