@@ -59,6 +59,10 @@ pub(crate) struct ActorProcess<A: Actor> {
     /// The id, to dead-letter late arrivals once dead (a `Pid` here would form
     /// a cycle through the pid's cache).
     id: Arc<str>,
+    /// The instance the producer made at spawn, until the lane starts the
+    /// task with it (kept here rather than boxed: no allocation on the
+    /// spawning thread to be freed on the lane's).
+    initial: parking_lot::Mutex<Option<A>>,
 }
 
 pub(crate) fn spawn_actor<A: Actor>(
@@ -68,6 +72,10 @@ pub(crate) fn spawn_actor<A: Actor>(
     parent: Option<Pid>,
     producer: Producer<A>,
 ) -> Result<Pid, Error> {
+    // The producer runs here, in the spawning call, as in Proto.Actor: what
+    // it reads (the cluster's topology, say) is what was current at spawn.
+    // If it panics, nothing has been registered.
+    let actor = producer();
     let id: Arc<str> = Arc::from(id);
     let process = Arc::new(ActorProcess {
         system: system.clone(),
@@ -75,6 +83,7 @@ pub(crate) fn spawn_actor<A: Actor>(
         producer,
         dead: AtomicBool::new(false),
         id: id.clone(),
+        initial: parking_lot::Mutex::new(Some(actor)),
     });
     let process_ref: ProcessRef = process.clone();
     if !system.registry().try_add(&id, process_ref.clone()) {
@@ -83,7 +92,8 @@ pub(crate) fn spawn_actor<A: Actor>(
     let pid = Pid::resolved(system.address(), id, system.key(), process_ref);
     system.actor_started();
     // The mailbox starts claimed: the task runs `Started` first.
-    system.start_actor(process, Incarnation { pid: pid.clone(), parent, props: props.clone() });
+    let incarnation = Incarnation { pid: pid.clone(), parent, props: props.clone() };
+    system.start_actor(process, incarnation);
     Ok(pid)
 }
 
@@ -94,9 +104,9 @@ pub(crate) struct Incarnation {
     props: Props,
 }
 
-/// Makes an actor instance and starts its task, on the lane the actor
-/// belongs to: the actor, its context and its task are allocated there, and
-/// the spawning thread only registers the process.
+/// Starts an actor's task on the lane the actor belongs to: its context and
+/// its task are allocated there, and the spawning thread only makes the
+/// instance and registers the process.
 pub(crate) trait StartActor: Send + Sync + 'static {
     fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>);
 }
@@ -104,38 +114,12 @@ pub(crate) trait StartActor: Send + Sync + 'static {
 impl<A: Actor> StartActor for ActorProcess<A> {
     fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>) {
         let Incarnation { pid, parent, props } = incarnation;
-        let produced = std::panic::catch_unwind(AssertUnwindSafe(|| (self.producer)()));
-        let actor = match produced {
-            Ok(actor) => actor,
-            Err(payload) => return self.failed_to_start(pid, parent, ActorError::from_panic(payload)),
+        let Some(actor) = self.initial.lock().take() else {
+            unreachable!("an actor is started once, with the instance made at spawn")
         };
         let ctx = Context::new(self.system.clone(), pid, parent, props);
         let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
         crate::lane::spawn_on(lane, self.run(cell));
-    }
-}
-
-impl<A: Actor> ActorProcess<A> {
-    /// The producer panicked before there was an actor: the actor is stopped
-    /// (a supervisor cannot restart what never started), as Akka does with an
-    /// initialization failure. Its parent and watchers get `Terminated`.
-    #[cold]
-    fn failed_to_start(&self, pid: Pid, parent: Option<Pid>, reason: ActorError) {
-        tracing::error!(actor = %pid, %reason, "the actor's producer panicked; the actor is stopped");
-        self.system.event_stream().publish(crate::supervision::SupervisorEvent {
-            child: pid.clone(),
-            reason,
-            directive: crate::supervision::Directive::Stop,
-        });
-        self.system.registry().remove(pid.id());
-        self.dead.store(true, Ordering::Release);
-        self.system.actor_stopped();
-        self.mailbox.set_dead();
-        self.drain_dead();
-        if let Some(parent) = &parent {
-            let terminated = Terminated { who: pid.clone(), why: TerminatedReason::Stopped };
-            self.system.send_system_message(parent, SystemMessage::Terminated(terminated));
-        }
     }
 }
 
@@ -683,6 +667,7 @@ mod size_report {
             producer: Arc::new(|| Tiny),
             dead: AtomicBool::new(false),
             id: Arc::from("x"),
+            initial: parking_lot::Mutex::new(None),
         });
         let ctx = Context::new(system.clone(), pid, None, Props::from_producer(|| Tiny));
         let cell = CellState { actor: Tiny, ctx, local: VecDeque::new(), pending_start: true };

@@ -239,11 +239,10 @@ impl LaneSet {
                 continue;
             }
             idle_since = None;
-            since_yield += batch.len();
             CURRENT.with(|current| current.set((Arc::as_ptr(&self), index)));
             for item in batch.drain(..) {
                 self.run_item(index, item);
-                self.run_next(index);
+                since_yield += 1 + self.run_next(index);
             }
             if since_yield >= TURN {
                 since_yield = 0;
@@ -283,16 +282,18 @@ impl LaneSet {
 
     /// Runs what the last actor woke on this lane, and what that one woke, up
     /// to [`CHAIN`] in a row; then the next slot is emptied into the queue.
-    fn run_next(self: &Arc<Self>, index: usize) {
-        for _ in 0..CHAIN {
+    /// Returns how many ran.
+    fn run_next(self: &Arc<Self>, index: usize) -> usize {
+        for ran in 0..CHAIN {
             match NEXT.with(Cell::take) {
                 Some(runnable) => self.run_item(index, Item::Run(runnable)),
-                None => return,
+                None => return ran,
             }
         }
         if let Some(runnable) = NEXT.with(Cell::take) {
             self.push(index, Item::Run(runnable));
         }
+        CHAIN
     }
 
     fn run_item(self: &Arc<Self>, index: usize, item: Item) {

@@ -40,6 +40,62 @@ fn position(events: &[String], event: &str) -> usize {
     events.iter().position(|e| e == event).unwrap_or_else(|| panic!("`{event}` missing from {events:?}"))
 }
 
+/// Remembers the value its producer read.
+struct Snapshot(usize);
+
+struct Read;
+
+impl Actor for Snapshot {
+    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+        if ctx.message_is::<Read>() {
+            ctx.respond(self.0);
+        }
+        Ok(())
+    }
+}
+
+/// The producer runs inside the spawn call (as in Proto.Actor), from the
+/// root and from an actor: what it reads is what was current at spawn, even
+/// if it changes before the actor's task first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_runs_inside_the_spawn_call() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let system = ActorSystem::new();
+    let root = system.root();
+    let value = Arc::new(AtomicUsize::new(1));
+    let props = {
+        let value = value.clone();
+        Props::from_producer(move || Snapshot(value.load(Ordering::SeqCst)))
+    };
+    let from_root = root.spawn(props.clone());
+    value.store(2, Ordering::SeqCst);
+    assert_eq!(root.request_future::<usize, _>(&from_root, Read, WAIT).await.expect("answer"), 1);
+
+    let spawner = root.spawn(Props::from_fn({
+        let value = value.clone();
+        move |ctx: &mut Context| {
+            if ctx.message_is::<Read>() {
+                let child = ctx.spawn(props.clone());
+                value.store(3, Ordering::SeqCst);
+                ctx.respond(child);
+            }
+            Ok(())
+        }
+    }));
+    let child = root.request_future::<protoactor_actor::Pid, _>(&spawner, Read, WAIT).await.expect("child");
+    assert_eq!(root.request_future::<usize, _>(&child, Read, WAIT).await.expect("answer"), 2);
+
+    // A producer that panics fails the spawn call itself and leaves nothing registered.
+    let before = system.actor_count();
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        root.spawn_named(Props::from_producer(|| -> Snapshot { panic!("no instance") }), "broken")
+    }));
+    assert!(spawned.is_err(), "the panic reached the spawner");
+    assert_eq!(system.actor_count(), before);
+    assert!(root.spawn_named(Props::from_producer(|| Snapshot(0)), "broken").is_ok(), "the name stayed free");
+    system.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_then_children_stopped_then_stopped() {
     let system = ActorSystem::new();

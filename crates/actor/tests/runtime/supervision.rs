@@ -559,39 +559,3 @@ async fn guardian_strategy_from_config_stops_root_actors() {
     assert!(matches!(root.request_future::<u64, _>(&pid, Get, WAIT).await, Err(Error::DeadLetter { .. })));
     system.shutdown().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_producer_that_panics_on_the_first_start_stops_the_actor() {
-    let system = ActorSystem::new();
-    let root = system.root();
-    let (_sub, mut sup) = system.event_stream().subscribe_channel::<SupervisorEvent>();
-    let broken = || Props::from_producer(|| -> Node { panic!("no instance today") });
-
-    // Spawned by an actor: the parent hears Terminated and forgets the child.
-    let (tx, mut terminated) = mpsc::unbounded_channel::<(Pid, usize)>();
-    let parent = root.spawn(Props::from_fn(move |ctx: &mut Context| {
-        if ctx.message_is::<Started>() {
-            ctx.spawn_named(broken(), "child").expect("the name is free");
-        } else if let Some(t) = ctx.message::<Terminated>() {
-            let _ = tx.send((t.who.clone(), ctx.children().len()));
-        }
-        Ok(())
-    }));
-    let (who, children_left) = tokio::time::timeout(WAIT, terminated.recv()).await.expect("Terminated").expect("open");
-    assert_eq!(who.id(), format!("{}/child", parent.id()));
-    assert_eq!(children_left, 0);
-    let events = supervisor_events(&mut sup, 1).await;
-    assert_eq!(events[0].0, who.id());
-    assert_eq!(events[0].1, Directive::Stop);
-    assert!(events[0].2.contains("no instance today"), "{events:?}");
-
-    // Spawned from the root: unregistered and counted out; only the parent is left.
-    let orphan = root.spawn(broken());
-    assert_eq!(supervisor_events(&mut sup, 1).await[0].0, orphan.id());
-    let deadline = Instant::now() + WAIT;
-    while system.actor_count() != 1 || system.is_registered(&orphan) {
-        assert!(Instant::now() < deadline, "{} actors still counted", system.actor_count());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    system.shutdown().await;
-}
