@@ -69,6 +69,12 @@ pub(crate) struct PartitionActor {
     config: PartitionConfig,
     me: String,
     topology: Arc<Topology>,
+    /// Hash of the last topology a rebalance started for. The topology read
+    /// at construction is only a first guess for routing: the first
+    /// [`TopologyChanged`] always rebalances, even for the same hash, or a
+    /// member whose actor starts after the join would never pull the
+    /// identities it owns.
+    rebalanced: Option<u64>,
     /// Identities this member owns -> their activation (anywhere).
     directory: HashMap<ClusterIdentity, Pid>,
     /// Activations living on this member.
@@ -92,6 +98,7 @@ impl PartitionActor {
             config,
             me,
             topology,
+            rebalanced: None,
             directory: HashMap::new(),
             local: HashMap::new(),
             rebalance: None,
@@ -215,9 +222,10 @@ impl PartitionActor {
     // ----- topology change and handover -----
 
     fn topology_changed(&mut self, ctx: &mut Context, topology: Arc<Topology>) {
-        if topology.hash == self.topology.hash && self.rebalance.is_none() && !self.topology.members.is_empty() {
+        if self.rebalanced == Some(topology.hash) && self.rebalance.is_none() && !topology.members.is_empty() {
             return;
         }
+        self.rebalanced = Some(topology.hash);
         let alive: std::collections::HashSet<String> = topology.members.iter().map(|m| m.address()).collect();
         self.topology = topology;
         let (before, me) = (self.directory.len(), self.me.clone());
