@@ -25,7 +25,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need: the servers, and protoc with the
 # well-known protos for etcd-client's build script.
-APT_PACKAGES=(etcd-server zookeeper protobuf-compiler libprotobuf-dev)
+APT_PACKAGES=(etcd-server zookeeper postgresql protobuf-compiler libprotobuf-dev)
 
 # Installs the given Debian packages, but only those not installed already,
 # so a second run does nothing (and needs no network).

@@ -7,7 +7,9 @@
 //! installs it, never a silent skip.
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
-//! tests share: an echo grain kind and poll-with-deadline helpers.
+//! tests share: an echo grain kind and poll-with-deadline helpers. With
+//! `persistence`, [`persistence`] is the conformance suite of persistence
+//! providers; with `postgres`, [`postgres`] starts a real PostgreSQL.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -23,5 +25,9 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod etcd;
+#[cfg(feature = "persistence")]
+pub mod persistence;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod service;
 pub mod zookeeper;
