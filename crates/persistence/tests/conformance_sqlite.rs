@@ -21,7 +21,7 @@ async fn sqlite_file_passes_the_conformance_suite_and_keeps_data_across_reopen()
     drop(provider);
     let reopened = SqliteProvider::open(&path).await.expect("reopen");
     assert_eq!(reopened.get_events("kept", 0).await.expect("read").len(), 2, "events survive a reopen");
-    assert!(reopened.append_events("kept", 1, vec![b"x".to_vec()]).await.unwrap_err().is_conflict());
+    assert!(reopened.append_events("kept", 1, vec![b"x".to_vec()]).await.expect_err("stale").is_conflict());
     let _ = std::fs::remove_dir_all(dir);
 }
 
