@@ -24,7 +24,9 @@
 //! Flags: `--members N` (default 3), `--grains N` (default 3000),
 //! `--duration SECS` (default 30, the load's total time), `--workers N`
 //! (concurrent requests, default 32), `--short` (CI: about 4 s per phase, 300
-//! grains, 8 workers). The exit status is nonzero if a request failed, a
+//! grains, 8 workers), `--persist sqlite|postgres` (counts survive the kill:
+//! see `cluster_demo/persist.rs`; the run then also fails if a grain's
+//! recovered count differs from its acknowledged increments). The exit status is nonzero if a request failed, a
 //! grain of the killed member never answered again or the replacement did
 //! not join. Member processes stop with this one (Ctrl-C included), and a
 //! member whose stdin closes leaves by itself, so none outlives the demo.
@@ -52,6 +54,8 @@ mod member;
 mod orchestrator;
 #[path = "cluster_demo/output.rs"]
 mod output;
+#[path = "cluster_demo/persist.rs"]
+mod persist;
 #[path = "cluster_demo/processes.rs"]
 mod processes;
 
@@ -62,7 +66,21 @@ const KIND: &str = "counter";
 
 /// Asks a counter grain to count one more request.
 #[derive(Clone, PartialEq, ::prost::Message)]
-struct Increment {}
+struct Increment {
+    /// Unique per request (a retry repeats it), so a persisted counter
+    /// (`--persist`) counts a retried request once.
+    #[prost(uint64, tag = "1")]
+    request: u64,
+}
+
+impl Increment {
+    /// A request with a new id.
+    fn next() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Increment { request: (u64::from(std::process::id()) << 32) | n }
+    }
+}
 
 impl ::prost::Name for Increment {
     const NAME: &'static str = "Increment";

@@ -75,6 +75,8 @@ pub(crate) struct Stats {
     /// When the last of the load's grains answered for the first time.
     pub(crate) all_active_at: Option<Instant>,
     pub(crate) recovery: Option<Recovery>,
+    /// Acknowledged increments per grain identity.
+    pub(crate) acknowledged: HashMap<String, u64>,
 }
 
 /// What happened in one window (since the previous [`Stats::take_window`]).
@@ -96,6 +98,7 @@ impl Stats {
             active: 0,
             all_active_at: None,
             recovery: None,
+            acknowledged: HashMap::new(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Stats {
             }
         };
         self.ok += 1;
+        *self.acknowledged.entry(identity.to_string()).or_default() += 1;
         let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
         self.latencies.push(micros);
         self.window.push(micros);
@@ -213,7 +217,7 @@ impl Load {
                         let grain = next.fetch_add(1, Ordering::Relaxed) % ids.len();
                         let identity = &ids[grain];
                         let started = Instant::now();
-                        let result = cluster.request::<CountReply, _>(identity, KIND, Increment {}).await;
+                        let result = cluster.request::<CountReply, _>(identity, KIND, Increment::next()).await;
                         lock(&stats).record(identity, Some(grain), &result, started.elapsed());
                     }
                 })

@@ -18,11 +18,13 @@ pub(crate) struct Args {
     health_port: u16,
     remote_port: u16,
     peers: Vec<String>,
+    /// `--store <spec>`: persisted counters (see `persist.rs`).
+    store: Option<String>,
 }
 
 impl Args {
     pub(crate) fn parse(args: &[String]) -> Result<Args, String> {
-        let mut parsed = Args { health_port: 0, remote_port: 0, peers: Vec::new() };
+        let mut parsed = Args { health_port: 0, remote_port: 0, peers: Vec::new(), store: None };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| format!("member: {flag} needs a value"))?;
@@ -31,6 +33,7 @@ impl Args {
                 "--health-port" => parsed.health_port = port()?,
                 "--remote-port" => parsed.remote_port = port()?,
                 "--peers" => parsed.peers = value.split(',').map(String::from).collect(),
+                "--store" => parsed.store = Some(value.clone()),
                 _ => return Err(format!("member: unknown argument `{flag}`")),
             }
         }
@@ -58,8 +61,17 @@ impl Actor for Counter {
 
 pub(crate) async fn run(args: Args) -> ExitCode {
     let provider = AutomanagedProvider::new(crate::automanaged(&args.peers).with_bind("127.0.0.1", args.health_port));
-    let config = crate::cluster_config(provider, args.remote_port)
-        .with_kind(Kind::new(KIND, Props::from_producer(|| Counter { count: 0 })));
+    let props = match &args.store {
+        Some(spec) => match crate::persist::provider(spec).await {
+            Ok(store) => crate::persist::PersistentCounter::props(store),
+            Err(e) => {
+                eprintln!("cluster_demo member: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Props::from_producer(|| Counter { count: 0 }),
+    };
+    let config = crate::cluster_config(provider, args.remote_port).with_kind(Kind::new(KIND, props));
     let cluster = match Cluster::new(&ActorSystem::new(), config) {
         Ok(cluster) => cluster,
         Err(e) => {

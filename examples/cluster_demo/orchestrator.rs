@@ -17,7 +17,7 @@ use crate::processes::{MemberProcess, free_ports};
 use crate::{CountReply, Increment, KIND};
 
 pub(crate) const USAGE: &str = "usage: cargo run --release --example cluster_demo -- \
-     [--members N] [--grains N] [--duration SECS] [--workers N] [--short]";
+     [--members N] [--grains N] [--duration SECS] [--workers N] [--short] [--persist sqlite|postgres]";
 
 /// How long after the kill every grain of the dead member must answer again.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
@@ -33,10 +33,13 @@ pub(crate) struct Args {
     duration: Duration,
     workers: usize,
     short: bool,
+    persist: Option<crate::persist::Kind>,
 }
 
 impl Args {
     pub(crate) fn parse(args: &[String]) -> Result<Args, String> {
+        let (persist, args) = crate::persist::take_flag(args)?;
+        let args = args.as_slice();
         let short = args.iter().any(|a| a == "--short");
         let (mut members, mut grains, mut duration, mut workers) = (3, 3000, 30, 32);
         if short {
@@ -61,7 +64,7 @@ impl Args {
         if grains == 0 || workers == 0 || duration < 3 {
             return Err("--grains and --workers must be positive, --duration at least 3 s".into());
         }
-        Ok(Args { members, grains, duration: Duration::from_secs(duration), workers, short })
+        Ok(Args { members, grains, duration: Duration::from_secs(duration), workers, short, persist })
     }
 }
 
@@ -181,6 +184,15 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         load_time.as_secs(),
         if args.short { " (short mode)" } else { "" }
     ));
+
+    let store = match args.persist {
+        Some(kind) => {
+            let store = crate::persist::Store::prepare(kind).await?;
+            out.event(&format!("persistence: counters are event-sourced in {}", store.description));
+            Some(store)
+        }
+        None => None,
+    };
 
     // Members are separate processes: their health ports are chosen here,
     // since every member and the client poll the same list of them.
@@ -447,7 +459,15 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         left_gracefully,
         member_processes: members.len(),
     };
-    let pass = summary(&mut demo.out, &lock(&stats), &outcome, args.grains, load_elapsed);
+    // With persistence, every journal is read back once the members left.
+    let persisted = match &store {
+        Some(store) => {
+            let acknowledged = lock(&stats).acknowledged.clone();
+            Some(store.verify(&acknowledged).await)
+        }
+        None => None,
+    };
+    let pass = summary(&mut demo.out, &lock(&stats), &outcome, args.grains, load_elapsed, persisted);
     Ok(if pass { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -475,7 +495,7 @@ async fn activate_fresh(client: Cluster, stats: Arc<Mutex<Stats>>, n: usize) -> 
             next += 1;
             running.spawn(async move {
                 let started = std::time::Instant::now();
-                let result = client.request::<CountReply, _>(&identity, KIND, Increment {}).await;
+                let result = client.request::<CountReply, _>(&identity, KIND, Increment::next()).await;
                 lock(&stats).record(&identity, None, &result, started.elapsed());
                 result.ok().map(|r| r.member)
             });
@@ -489,7 +509,14 @@ async fn activate_fresh(client: Cluster, stats: Arc<Mutex<Stats>>, n: usize) -> 
 }
 
 /// Prints the summary table; true if the run passed.
-fn summary(out: &mut Output, stats: &Stats, o: &Outcome, grains: usize, load_time: Duration) -> bool {
+fn summary(
+    out: &mut Output,
+    stats: &Stats,
+    o: &Outcome,
+    grains: usize,
+    load_time: Duration,
+    persisted: Option<(String, bool)>,
+) -> bool {
     let mut sorted = stats.latencies.clone();
     sorted.sort_unstable();
     let at = |q: f64| percentile(&sorted, q).map_or_else(|| "-".to_string(), ms);
@@ -500,9 +527,10 @@ fn summary(out: &mut Output, stats: &Stats, o: &Outcome, grains: usize, load_tim
     let rate = rate.round() as u64;
     let recovered = o.recovered_after.is_some();
     let joined = o.joined_after.is_some();
-    let pass = stats.failed == 0 && recovered && joined;
+    let persisted_ok = persisted.as_ref().is_none_or(|(_, ok)| *ok);
+    let pass = stats.failed == 0 && recovered && joined && persisted_ok;
     let or_never = |d: Option<Duration>| d.map_or_else(|| "never".to_string(), secs);
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("requests", format!("{} ({}/s over {})", thousands(requests), thousands(rate), secs(load_time))),
         ("failed requests", format!("{} (no answer after the cluster's retries)", thousands(stats.failed))),
         ("latency p50 / p99 / max", format!("{} / {} / {}", at(0.5), at(0.99), at(1.0))),
@@ -531,6 +559,9 @@ fn summary(out: &mut Output, stats: &Stats, o: &Outcome, grains: usize, load_tim
         ),
         ("graceful leaves at the end", format!("{} of {}", o.left_gracefully, o.member_processes)),
     ];
+    if let Some((row, _)) = &persisted {
+        rows.push(("persisted counts", row.clone()));
+    }
     out.event("\n== summary");
     for (label, value) in rows {
         out.event(&format!("  {label:<28} {value}"));
@@ -550,6 +581,9 @@ fn summary(out: &mut Output, stats: &Stats, o: &Outcome, grains: usize, load_tim
         }
         if !joined {
             why.push("the replacement did not join".into());
+        }
+        if !persisted_ok {
+            why.push("a recovered count differs from its acknowledged increments".into());
         }
         format!("FAIL: {}", why.join("; "))
     };
