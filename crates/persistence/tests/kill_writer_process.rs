@@ -63,9 +63,8 @@ async fn writer_process() {
             }
         }));
     }
-    for t in tasks {
-        t.await.expect("writer");
-    }
+    // The writers run until the process is killed.
+    futures_util::future::join_all(tasks).await;
 }
 
 async fn kill_under_load_and_recover(spec: String) {
