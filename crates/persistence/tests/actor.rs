@@ -236,3 +236,75 @@ async fn plain_state_loads_on_start_and_saves_on_change() {
     assert_eq!(provider.get_events("cart", 0).await.expect("read").len(), 1, "old versions deleted");
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_racing_on_one_grain_exactly_one_activation_survives_and_no_ack_is_lost() {
+    use protoactor_persistence::SqliteProvider;
+    // Two members (actor systems) with their own connection to one SQLite
+    // file, each with an activation of the same grain, both under load.
+    let dir = protoactor_testkit::service::temp_dir("race-members").expect("temp dir");
+    let path = dir.join("journal.db");
+    let members = [ActorSystem::new(), ActorSystem::new()];
+    let mut pids = Vec::new();
+    for system in &members {
+        let provider: Arc<dyn Provider> = Arc::new(SqliteProvider::open(&path).await.expect("open"));
+        pids.push(system.root().spawn(counter(&provider, "grain-7", SnapshotPolicy::every(10))));
+    }
+    let mut requests = Vec::new();
+    for _ in 0..50 {
+        for (member, (system, pid)) in members.iter().zip(&pids).enumerate() {
+            let (root, pid) = (system.root(), pid.clone());
+            let request =
+                tokio::spawn(
+                    async move { root.request_future::<u64, _>(&pid, Add(1), Duration::from_secs(10)).await.ok() },
+                );
+            requests.push((member, request));
+        }
+    }
+    wait_until("one activation stopped", || pids.iter().zip(&members).any(|(p, s)| !s.is_registered(p))).await;
+    let alive: Vec<bool> = pids.iter().zip(&members).map(|(p, s)| s.is_registered(p)).collect();
+    assert_eq!(alive.iter().filter(|a| **a).count(), 1, "exactly one activation survives: {alive:?}");
+    let winner = alive.iter().position(|a| *a).expect("a winner");
+    let mut acknowledged = Vec::new();
+    for (member, request) in requests {
+        if member == winner {
+            acknowledged.push(request.await.expect("request task").expect("the surviving activation answers all"));
+        } else {
+            // The stopped activation's requests get no answer (its failed
+            // write was never acknowledged): no need to wait for them.
+            request.abort();
+        }
+    }
+    acknowledged.sort_unstable();
+    assert_eq!(acknowledged, (1..=50).collect::<Vec<u64>>(), "the winner acknowledged 1..=50, each once");
+    let check = SqliteProvider::open(&path).await.expect("open");
+    let recovered =
+        Journal::<Total>::recover(Arc::new(check), "grain-7", SnapshotPolicy::none()).await.expect("recover");
+    assert_eq!(recovered.state().0, 50, "the stored journal holds exactly the winner's acknowledged increments");
+    for system in &members {
+        system.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_policy_snapshots_on_persist_and_on_tick_once_the_interval_passed() {
+    let provider: Arc<dyn Provider> = Arc::new(InMemoryProvider::new());
+    let mut journal =
+        Journal::<Total>::recover(provider.clone(), "timer", SnapshotPolicy::none().and_interval(Duration::ZERO))
+            .await
+            .expect("recover");
+    journal.persist(Added(1)).await.expect("persist");
+    assert_eq!(provider.get_snapshot("timer").await.expect("read").map(|s| s.index), Some(1), "due on persist");
+
+    let mut journal = Journal::<Total>::recover(
+        provider.clone(),
+        "timer-2",
+        SnapshotPolicy::every(1000).and_interval(Duration::from_secs(3600)),
+    )
+    .await
+    .expect("recover");
+    journal.persist(Added(1)).await.expect("persist");
+    journal.tick().await.expect("tick");
+    assert!(provider.get_snapshot("timer-2").await.expect("read").is_none(), "not due before the interval");
+}

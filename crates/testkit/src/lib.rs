@@ -8,8 +8,9 @@
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
 //! tests share: an echo grain kind and poll-with-deadline helpers. With
-//! `persistence`, [`persistence`] is the conformance suite of persistence
-//! providers; with `postgres`, [`postgres`] starts a real PostgreSQL.
+//! `persistence`, the `persistence` module is the conformance suite of
+//! persistence providers; with `postgres`, the `postgres` module starts a
+//! real PostgreSQL.
 //!
 //! ```no_run
 //! use std::time::Duration;
