@@ -11,6 +11,7 @@ mod member_kill;
 mod node_loss;
 mod ordering;
 mod passivation;
+mod persistence;
 mod pid_cache;
 mod process_kill;
 mod provider_expiry;
