@@ -319,3 +319,21 @@ async fn an_interval_policy_snapshots_on_persist_and_on_tick_once_the_interval_p
     journal.tick().await.expect("tick");
     assert!(provider.get_snapshot("timer-2").await.expect("read").is_none(), "not due before the interval");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_covered_events_keeps_recovery_whole_and_stale_writers_out() {
+    let provider: Arc<dyn Provider> = Arc::new(InMemoryProvider::new());
+    let policy = SnapshotPolicy::every(5).and_delete_covered();
+    let mut journal = Journal::<Total>::recover(provider.clone(), "compact", policy).await.expect("recover");
+    for n in 1..=12 {
+        journal.persist(Added(n)).await.expect("persist");
+    }
+    let left: Vec<u64> = provider.get_events("compact", 0).await.expect("read").iter().map(|e| e.index).collect();
+    assert_eq!(left, vec![10, 11], "events covered by the snapshot at 10 are deleted");
+    assert_eq!(provider.get_snapshot("compact").await.expect("read").map(|s| s.index), Some(10));
+    let recovered =
+        Journal::<Total>::recover(provider.clone(), "compact", SnapshotPolicy::none()).await.expect("recover");
+    assert_eq!((recovered.state().0, recovered.next_index()), ((1..=12).sum(), 12), "snapshot + tail");
+    let stale = provider.append_events("compact", 3, vec![b"{}".to_vec()]).await.expect_err("stale index");
+    assert!(stale.is_conflict(), "a deleted index is not free again: {stale}");
+}
