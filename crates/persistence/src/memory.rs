@@ -97,14 +97,20 @@ impl Provider for InMemoryProvider {
 
     fn delete_events<'a>(&'a self, actor_id: &'a str, up_to: u64) -> BoxFuture<'a, Result<(), Error>> {
         if let Some(journal) = self.journals.lock().get_mut(actor_id) {
-            journal.events = journal.events.split_off(&up_to.saturating_add(1));
+            match up_to.checked_add(1) {
+                Some(keep_from) => journal.events = journal.events.split_off(&keep_from),
+                None => journal.events.clear(),
+            }
         }
         std::future::ready(Ok(())).boxed()
     }
 
     fn delete_snapshots<'a>(&'a self, actor_id: &'a str, up_to: u64) -> BoxFuture<'a, Result<(), Error>> {
         if let Some(journal) = self.journals.lock().get_mut(actor_id) {
-            journal.snapshots = journal.snapshots.split_off(&up_to.saturating_add(1));
+            match up_to.checked_add(1) {
+                Some(keep_from) => journal.snapshots = journal.snapshots.split_off(&keep_from),
+                None => journal.snapshots.clear(),
+            }
         }
         std::future::ready(Ok(())).boxed()
     }
