@@ -42,6 +42,7 @@ struct LaneSet {
 }
 
 /// One lane of a system: what [`StartActor::start`] gets to place the task.
+#[derive(Clone)]
 pub(crate) struct LaneRef<'a> {
     set: &'a Arc<LaneSet>,
     index: usize,
@@ -305,7 +306,8 @@ impl LaneSet {
         }));
         if outcome.is_err() {
             // Receive panics are caught (and supervised) inside the actor's
-            // task; this is a bug in the runtime. The lane goes on.
+            // task, and a failed start is handed to the supervisor by
+            // `StartActor::start`: this is a bug in the runtime. The lane goes on.
             tracing::error!("an actor task panicked outside its receive; that actor is gone");
         }
     }

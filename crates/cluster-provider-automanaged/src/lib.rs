@@ -60,6 +60,7 @@
 //! answer on a peer address can claim to be a member. Bind it to the
 //! cluster's private network only, as you would the remoting port.
 
+#![forbid(unsafe_code)]
 mod config;
 mod health;
 mod peers;

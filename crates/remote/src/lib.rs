@@ -33,6 +33,7 @@
 //! Guarantees (ordering, what happens when a peer dies) are in
 //! `docs/semantics.md` at the repository root.
 
+#![forbid(unsafe_code)]
 mod activator;
 mod batch;
 mod codec;

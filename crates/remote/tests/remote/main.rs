@@ -1,6 +1,7 @@
 //! The integration tests of `protoactor-remote`, one module per subject, in one
 //! test binary (one link instead of one per file: faster and smaller builds).
 
+#![forbid(unsafe_code)]
 mod common;
 #[path = "../bin/peer_protocol.rs"]
 mod peer_protocol;
