@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use protoactor_actor::{
-    ActorSystem, AddressResolver, Envelope, Pid, Process, ProcessRef, Props, SystemMessage, Terminated,
-    TerminatedReason,
+    ActorSystem, AddressResolver, DeliveryFailure, DeliveryFailureKind, Envelope, Pid, Process, ProcessRef, Props,
+    SystemMessage, Terminated, TerminatedReason,
 };
 use tokio::sync::watch;
 
 use crate::activator::{ACTIVATOR, Activator};
 use crate::config::RemoteConfig;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Failed};
 use crate::error::Error;
 use crate::proto::{ActorPidRequest, ActorPidResponse, ResponseStatusCode};
 use crate::serialization::Serialization;
@@ -30,7 +30,9 @@ use crate::throttle_log::LogThrottle;
 pub struct EndpointTerminated {
     /// The address that is gone.
     pub address: String,
-    /// Why.
+    /// Why, as a kind: what requests and messages to it fail with from now on.
+    pub kind: DeliveryFailureKind,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -57,8 +59,8 @@ pub(crate) struct RemoteInner {
     pub(crate) config: RemoteConfig,
     pub(crate) serialization: Serialization,
     endpoints: DashMap<Arc<str>, Arc<Endpoint>>,
-    /// Addresses whose endpoint terminated recently, and when.
-    terminated: DashMap<Arc<str>, Instant>,
+    /// Addresses whose endpoint terminated recently, when, and why.
+    terminated: DashMap<Arc<str>, (Instant, Failed)>,
     blocked: Mutex<HashMap<String, Instant>>,
     pub(crate) shutdown: watch::Sender<bool>,
     started: AtomicBool,
@@ -79,9 +81,9 @@ impl RemoteInner {
         self.blocked.lock().keys().cloned().collect()
     }
 
-    pub(crate) fn log_decode_error(&self, peer: &str, error: &Error) {
+    pub(crate) fn log_decode_error(&self, peer: &str, member: &str, error: &Error) {
         if self.decode_errors.allow() {
-            tracing::warn!(%peer, %error, "received message dead-lettered");
+            tracing::warn!(%peer, %member, %error, "received message dead-lettered; its sender is told why");
         }
     }
 
@@ -90,14 +92,15 @@ impl RemoteInner {
         if let Some(e) = self.endpoints.get(address) {
             return e.value().clone();
         }
-        if let Some(at) = self.terminated.get(address)
-            && at.elapsed() < self.config.terminated_address_block
+        if let Some(entry) = self.terminated.get(address)
+            && entry.0.elapsed() < self.config.terminated_address_block
         {
-            return Arc::new(TerminatedAddress { system: self.system.clone() });
+            return Arc::new(TerminatedAddress { system: self.system.clone(), failed: entry.1.clone() });
         }
         self.terminated.remove(address);
         if self.is_shutting_down() {
-            return Arc::new(TerminatedAddress { system: self.system.clone() });
+            let failed = (DeliveryFailureKind::ShuttingDown, "remoting is shutting down on this system".to_string());
+            return Arc::new(TerminatedAddress { system: self.system.clone(), failed });
         }
         let address: Arc<str> = Arc::from(address);
         self.endpoints.entry(address.clone()).or_insert_with(|| Endpoint::start(self, address, false)).value().clone()
@@ -109,8 +112,8 @@ impl RemoteInner {
         if self.is_shutting_down() || address == &*self.system.address() {
             return None;
         }
-        if let Some(at) = self.terminated.get(address)
-            && at.elapsed() < self.config.terminated_address_block
+        if let Some(entry) = self.terminated.get(address)
+            && entry.0.elapsed() < self.config.terminated_address_block
         {
             return None;
         }
@@ -129,9 +132,9 @@ impl RemoteInner {
         generation.map(|g| (endpoint, g))
     }
 
-    pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint) {
+    pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint, failed: &Failed) {
         self.endpoints.remove_if(&endpoint.address, |_, e| std::ptr::eq(Arc::as_ptr(e), endpoint));
-        self.terminated.insert(endpoint.address.clone(), Instant::now());
+        self.terminated.insert(endpoint.address.clone(), (Instant::now(), failed.clone()));
     }
 
     /// A watched remote actor terminated: forget the watch on its endpoint.
@@ -146,11 +149,19 @@ impl RemoteInner {
 /// fast instead of storming a dead peer with reconnects.
 struct TerminatedAddress {
     system: ActorSystem,
+    failed: Failed,
 }
 
 impl Process for TerminatedAddress {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
-        self.system.dead_letter(pid, envelope);
+        match envelope.sender() {
+            Some(sender) => {
+                let (kind, reason) = self.failed.clone();
+                let failure = DeliveryFailure { target: pid.clone(), kind, reason };
+                self.system.send_user_message(sender, Envelope::new(failure));
+            }
+            None => self.system.dead_letter(pid, envelope),
+        }
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
@@ -325,7 +336,7 @@ impl Remote {
     pub fn terminate_endpoint(&self, address: &str, reason: &str) {
         let endpoint = self.inner.endpoints.get(address).map(|e| e.value().clone());
         if let Some(endpoint) = endpoint {
-            endpoint.terminate(reason);
+            endpoint.terminate(DeliveryFailureKind::EndpointGone, reason);
         }
     }
 

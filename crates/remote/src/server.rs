@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use protoactor_actor::{Envelope, Pid, SystemMessage};
+use protoactor_actor::{DeliveryFailure, Envelope, Pid, SystemMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
@@ -166,7 +166,7 @@ async fn accept(
             Attached::Control(tx)
         }
     };
-    read_inbound(remote, inbound, address, shutdown, attached).await;
+    read_inbound(remote, inbound, address, member_id, shutdown, attached).await;
 }
 
 /// What carries our side of an inbound connection.
@@ -198,6 +198,7 @@ async fn read_inbound(
     remote: Arc<RemoteInner>,
     mut inbound: Streaming<Inbound>,
     address: String,
+    member_id: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     attached: Attached,
 ) {
@@ -230,7 +231,7 @@ async fn read_inbound(
             }, if deadline.is_some() => break,
         };
         match next {
-            Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address),
+            Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address, &member_id),
             Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
             | Ok(None) => break,
             Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
@@ -250,7 +251,7 @@ async fn read_inbound(
 
 /// Delivers every envelope of a batch; a bad envelope is logged and skipped,
 /// never the whole stream.
-pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str) {
+pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
     let system = &remote.system;
     let local = system.address();
     let _span = tracing::trace_span!("remote.receive", peer = peer_address, messages = batch.envelopes.len()).entered();
@@ -286,7 +287,7 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                 system.send_system_message(pid, message);
             }
             Err(error) => {
-                remote.log_decode_error(peer_address, &error);
+                remote.log_decode_error(peer_address, peer_member, &error);
                 let type_name = usize::try_from(envelope.type_id)
                     .ok()
                     .and_then(|i| batch.type_names.get(i))
@@ -297,11 +298,24 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                     .and_then(|i| targets.get(i))
                     .cloned()
                     .unwrap_or_else(|| system.dead_letter_pid());
-                let undelivered = UndeliveredRemoteMessage { type_name, data: batch.data(envelope).to_vec() };
-                // With its sender, so a waiting request fails at once instead of timing out.
-                let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
+                let kind = error.delivery_kind();
+                let reason = match &error {
+                    crate::Error::UnknownTypeName(name) => format!(
+                        "the receiving system {local} does not know the message type `{name}`: register it there too \
+                         (`RemoteConfig::with_protobuf` / `with_json`)"
+                    ),
+                    other => format!("the receiving system {local} could not read the message: {other}"),
+                };
+                let data = batch.data(envelope).to_vec();
+                let undelivered = UndeliveredRemoteMessage { type_name, data, kind, reason: reason.clone() };
                 flush(run, &mut pending);
-                system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));
+                // The sender learns why at once (a waiting request fails with
+                // this kind instead of timing out); the dead letter keeps the bytes.
+                if let Some(sender) = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)) {
+                    let failure = DeliveryFailure { target: target.clone(), kind, reason };
+                    system.send_user_message(sender, Envelope::new(failure));
+                }
+                system.dead_letter(&target, Envelope::new(undelivered));
             }
         }
     }
