@@ -749,6 +749,7 @@ impl Writer {
                         remote.system.event_stream().publish(crate::remote::BlockedByPeer { address });
                         return Err(ConnectError::Blocked);
                     }
+                    remote.learn_member(&r.member_id, &self.endpoint.address);
                     remote.system.event_stream().publish(EndpointConnected {
                         address: self.endpoint.address.to_string(),
                         member_id: r.member_id.clone(),
@@ -793,7 +794,13 @@ impl Writer {
                 m = inbound.message() => m,
             };
             match message {
-                Ok(Some(Inbound::Batch(batch))) => crate::server::deliver_batch(remote, &batch, peer, member),
+                Ok(Some(Inbound::Batch(batch))) => {
+                    if remote.is_blocked(member) {
+                        crate::server::refuse_batch(remote, &batch, peer, member);
+                        return Exit::Broken(format!("the member {member} is blocked"));
+                    }
+                    crate::server::deliver_batch(remote, &batch, peer, member)
+                }
                 Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) }))) => {
                     return Exit::Broken("peer disconnected".into());
                 }

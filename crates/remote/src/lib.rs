@@ -38,6 +38,7 @@ mod activator;
 mod batch;
 mod codec;
 mod config;
+mod conn;
 mod endpoint;
 mod error;
 mod remote;
@@ -54,6 +55,7 @@ pub mod proto {
 
 pub use activator::ACTIVATOR;
 pub use config::{RemoteConfig, TlsConfig};
+pub use conn::ConnectionStats;
 pub use error::Error;
 pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};

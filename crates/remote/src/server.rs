@@ -16,6 +16,7 @@ use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
+use crate::conn::FirstMessageLimit;
 use crate::endpoint::{Endpoint, OutboundStream};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectResponse, RemoteMessage, connect_request};
@@ -33,15 +34,13 @@ pub(crate) const RECEIVE_PATH: &str = "/remote.Remoting/Receive";
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<Outbound, Status>> + Send>>;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl NamedService for RemotingServer {
     const NAME: &'static str = "remote.Remoting";
 }
 
 impl<B> Service<http::Request<B>> for RemotingServer
 where
-    B: Body + Send + 'static,
+    B: Body<Data = bytes::Bytes> + Unpin + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -57,6 +56,7 @@ where
             return Box::pin(async { Ok(Status::unimplemented("only remote.Remoting/Receive is served").into_http()) });
         }
         let max = self.remote.config.max_frame_size;
+        let request = request.map(|body| FirstMessageLimit::new(body, self.remote.config.max_handshake_size));
         let mut grpc = tonic::server::Grpc::new(WireCodec).apply_max_message_size_config(Some(max), Some(max));
         let service = ReceiveService { remote: self.remote.clone() };
         Box::pin(async move { Ok(grpc.streaming(service, request).await) })
@@ -106,7 +106,7 @@ async fn accept(
     let refuse = |decide: oneshot::Sender<ResponseStream>, status: Status| {
         let _ = decide.send(Box::pin(futures_util::stream::iter([Err(status)])));
     };
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message()).await;
+    let first = tokio::time::timeout(remote.config.handshake_timeout, inbound.message()).await;
     let connection = match first {
         Ok(Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) })))) => {
             c.connection_type
@@ -138,6 +138,8 @@ async fn accept(
         return;
     }
     tracing::debug!(member = %member_id, %address, "inbound stream connected");
+    remote.connections.handshaken(peer, &member_id);
+    remote.learn_member(&member_id, &address);
     // Our messages to the peer may ride back on its connection, but only if
     // it really is at the address it claims: otherwise anyone could draw
     // another member's traffic to themselves.
@@ -231,7 +233,13 @@ async fn read_inbound(
             }, if deadline.is_some() => break,
         };
         match next {
-            Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address, &member_id),
+            Ok(Some(Inbound::Batch(batch))) => {
+                if remote.is_blocked(&member_id) {
+                    refuse_batch(&remote, &batch, &address, &member_id);
+                    break;
+                }
+                deliver_batch(&remote, &batch, &address, &member_id)
+            }
             Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
             | Ok(None) => break,
             Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
@@ -320,4 +328,27 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
         }
     }
     flush(run, &mut pending);
+}
+
+/// A batch from a member that is blocked: nothing of it is delivered; each
+/// message is a dead letter saying why.
+pub(crate) fn refuse_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
+    let system = &remote.system;
+    let local = system.address();
+    tracing::info!(member = peer_member, peer = peer_address, messages = batch.envelopes.len(), "refused a batch from a blocked member");
+    let reason = format!("the sending member {peer_member} ({peer_address}) is blocked");
+    for envelope in &batch.envelopes {
+        let type_name = usize::try_from(envelope.type_id).ok().and_then(|i| batch.type_names.get(i)).cloned().unwrap_or_default();
+        let target = usize::try_from(envelope.target)
+            .ok()
+            .and_then(|i| batch.targets.get(i))
+            .map_or_else(|| system.dead_letter_pid(), |t| Pid::new(local.clone(), t.as_str()));
+        let undelivered = UndeliveredRemoteMessage {
+            type_name,
+            data: batch.data(envelope).to_vec(),
+            kind: protoactor_actor::DeliveryFailureKind::BlockedMember,
+            reason: reason.clone(),
+        };
+        system.dead_letter(&target, Envelope::new(undelivered));
+    }
 }
