@@ -335,10 +335,16 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
 pub(crate) fn refuse_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
     let system = &remote.system;
     let local = system.address();
-    tracing::info!(member = peer_member, peer = peer_address, messages = batch.envelopes.len(), "refused a batch from a blocked member");
+    tracing::info!(
+        member = peer_member,
+        peer = peer_address,
+        messages = batch.envelopes.len(),
+        "refused a batch from a blocked member"
+    );
     let reason = format!("the sending member {peer_member} ({peer_address}) is blocked");
     for envelope in &batch.envelopes {
-        let type_name = usize::try_from(envelope.type_id).ok().and_then(|i| batch.type_names.get(i)).cloned().unwrap_or_default();
+        let type_name =
+            usize::try_from(envelope.type_id).ok().and_then(|i| batch.type_names.get(i)).cloned().unwrap_or_default();
         let target = usize::try_from(envelope.target)
             .ok()
             .and_then(|i| batch.targets.get(i))
