@@ -6,6 +6,7 @@ mod common;
 #[path = "../bin/peer_protocol.rs"]
 mod peer_protocol;
 
+mod bad_input;
 mod blocking;
 mod errors;
 mod fuzz_smoke;
