@@ -610,3 +610,63 @@ mod model {
         assert!(states > 1_000, "the model explored only {states} states");
     }
 }
+
+/// Actors on lanes passing messages back and forth, small enough to run
+/// under Miri (`.ci/run` does): the lane queues, the next slot, the task
+/// allocation of `async-task` and the inline storage of messages together.
+#[cfg(test)]
+mod exchange {
+    #![allow(clippy::unwrap_used)]
+    use crate::prelude::*;
+    use std::time::Duration;
+
+    struct Counter {
+        peer: Option<Pid>,
+        left: u32,
+        reply_to: Option<Pid>,
+    }
+    struct Start(Pid, u32);
+    struct Ball(u32, String);
+
+    impl Actor for Counter {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if let Some(Start(peer, n)) = ctx.message::<Start>() {
+                let peer = peer.clone();
+                self.left = *n;
+                self.reply_to = ctx.sender().cloned();
+                ctx.request(&peer, Ball(0, "serve".into()));
+                self.peer = Some(peer);
+            } else if let Some(Ball(n, text)) = ctx.message::<Ball>() {
+                let (n, text) = (*n, text.clone());
+                match self.peer.clone() {
+                    // The server counts the returns and ends the rally.
+                    Some(peer) => {
+                        self.left -= 1;
+                        if self.left == 0 {
+                            if let Some(to) = self.reply_to.take() {
+                                ctx.send(&to, n);
+                            }
+                        } else {
+                            ctx.request(&peer, Ball(n + 1, text));
+                        }
+                    }
+                    // The other side returns it.
+                    None => ctx.respond(Ball(n + 1, text)),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn actors_on_lanes_exchange_messages() {
+        let system = ActorSystem::new();
+        let props = || Props::from_producer(|| Counter { peer: None, left: 0, reply_to: None });
+        let a = system.root().spawn(props());
+        let b = system.root().spawn(props());
+        // Generous: under Miri this runs a thousand times slower; it only guards against a hang.
+        let last: u32 = system.root().request_future(&a, Start(b, 20), Duration::from_secs(600)).await.unwrap();
+        assert_eq!(last, 39, "twenty round trips, each hit counted");
+        system.shutdown().await;
+    }
+}
