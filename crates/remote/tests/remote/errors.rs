@@ -393,3 +393,35 @@ async fn endpoint_terminated_carries_its_kind_and_reason() {
     assert!(event.reason.contains("connection attempts failed"), "{event:?}");
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_endpoint_queue_fails_requests_as_queue_full() {
+    // Nobody listens at the address: messages wait in the endpoint's queue of one.
+    let a = Node::start(config().with_endpoint_queue_size(1).with_retries(50, Duration::from_millis(200))).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let nowhere = Pid::new(format!("127.0.0.1:{port}").as_str(), "echo");
+    a.system.root().send(&nowhere, Ping(1));
+    let result = a.system.root().request_future::<Pong, _>(&nowhere, Ping(2), Duration::from_secs(30)).await;
+    match &result {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::QueueFull, reason, .. }) => {
+            assert!(reason.contains("is full (1 messages)"), "{reason}");
+        }
+        other => panic!("expected QueueFull: {other:?}"),
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_after_remoting_shut_down_fail_as_shutting_down() {
+    let (a, b) = pair().await;
+    b.echo("echo");
+    let _: Pong = a.system.root().request_future(&b.pid("echo"), Ping(0), WAIT).await.expect("connected");
+    a.remote.shutdown(true).await;
+    let result = a.system.root().request_future::<Pong, _>(&b.pid("echo"), Ping(1), Duration::from_secs(30)).await;
+    assert!(
+        matches!(&result, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::ShuttingDown, .. })),
+        "{result:?}"
+    );
+    a.system.shutdown().await;
+    b.stop().await;
+}
