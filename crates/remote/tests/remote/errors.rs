@@ -416,7 +416,11 @@ async fn requests_after_remoting_shut_down_fail_as_shutting_down() {
     let (a, b) = pair().await;
     b.echo("echo");
     let _: Pong = a.system.root().request_future(&b.pid("echo"), Ping(0), WAIT).await.expect("connected");
+    let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
     a.remote.shutdown(true).await;
+    // The endpoint flushes what was queued, then terminates.
+    let event = recv(&mut ended, "EndpointTerminated on A").await;
+    assert_eq!(event.kind, DeliveryFailureKind::ShuttingDown, "{event:?}");
     let result = a.system.root().request_future::<Pong, _>(&b.pid("echo"), Ping(1), Duration::from_secs(30)).await;
     assert!(
         matches!(&result, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::ShuttingDown, .. })),
