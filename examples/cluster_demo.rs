@@ -38,6 +38,7 @@
 //! `cluster_demo/orchestrator.rs` (the phases and the summary) and
 //! `cluster_demo/output.rs` (the progress line).
 
+#![forbid(unsafe_code)]
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //!
 //! `cargo run --example hello_cluster`
 
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use protoactor_actor::prelude::*;

@@ -3,6 +3,7 @@
 //!
 //! `cargo run --example hello_world`
 
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use protoactor_actor::prelude::*;

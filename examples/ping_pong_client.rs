@@ -26,6 +26,7 @@
 //! `ping N failed: ...` line per failed ping. Logs go to stderr when
 //! `RUST_LOG` is set.
 
+#![forbid(unsafe_code)]
 use std::sync::Arc;
 use std::time::Duration;
 

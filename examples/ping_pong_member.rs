@@ -39,6 +39,7 @@
 //! Output: `ready: ...` once joined, one line per ping, one when the grain
 //! passivates. Logs go to stderr when `RUST_LOG` is set.
 
+#![forbid(unsafe_code)]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 

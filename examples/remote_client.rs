@@ -14,6 +14,7 @@
 //! cargo run --example remote_client -- 127.0.0.1:9000  # a server elsewhere
 //! ```
 
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use protoactor_actor::prelude::*;

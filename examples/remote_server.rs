@@ -12,6 +12,7 @@
 //! The first line it prints is `listening on <address>` (port 0 picks a free
 //! port; that line says which).
 
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use protoactor_actor::prelude::*;

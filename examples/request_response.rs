@@ -9,6 +9,7 @@
 //!
 //! `cargo run --example request_response`
 
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use protoactor_actor::prelude::*;

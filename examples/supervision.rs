@@ -10,6 +10,7 @@
 //!
 //! `cargo run --example supervision`
 
+#![forbid(unsafe_code)]
 use std::time::Duration;
 
 use protoactor_actor::prelude::*;

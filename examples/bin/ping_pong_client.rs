@@ -3,6 +3,7 @@
 //! run it through `CARGO_BIN_EXE_ping_pong_client`, which cargo keeps up to date
 //! before the test runs (it does not build examples for a test).
 
+#![forbid(unsafe_code)]
 #[path = "../ping_pong_client.rs"]
 mod program;
 

@@ -10,6 +10,7 @@
 //!
 //! `cargo bench -p protoactor-integration-tests --bench cluster`
 
+#![forbid(unsafe_code)]
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,6 +2,7 @@
 //! process sharing an in-memory provider, an echo grain that reports where
 //! it lives, and poll-with-deadline helpers.
 
+#![forbid(unsafe_code)]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

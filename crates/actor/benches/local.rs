@@ -15,6 +15,7 @@
 //! unit` line, as the peers binary does: `scripts/compare-peers.sh`
 //! alternates the two to compare them in the same minutes.
 
+#![forbid(unsafe_code)]
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::sync::Arc;

@@ -6,7 +6,9 @@
 //! ones are boxed. Either way the message is reachable as `&dyn Message`.
 
 use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit, align_of, size_of};
 use std::ops::{Deref, DerefMut};
 
@@ -20,9 +22,42 @@ const fn fits_inline<T>() -> bool {
 }
 
 /// A message of any type, owned and type-erased.
+///
+/// `AnyMessage` is `Send` (every [`Message`] is) but not `Sync`: a message
+/// only has to be `Send`, so a shared `&AnyMessage` on two threads could hand
+/// out `&T` for a `T` that is not `Sync`. This does not compile:
+///
+/// ```compile_fail
+/// fn shared_across_threads<T: Sync>() {}
+/// shared_across_threads::<protoactor_actor::AnyMessage>();
+/// ```
+///
+/// and neither does sharing one that holds a `Cell`:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use protoactor_actor::AnyMessage;
+/// let msg = AnyMessage::new(Cell::new(1u32));
+/// std::thread::scope(|s| {
+///     s.spawn(|| msg.downcast_ref::<Cell<u32>>().map(|c| c.set(2)));
+///     s.spawn(|| msg.downcast_ref::<Cell<u32>>().map(|c| c.set(3)));
+/// });
+/// ```
+///
+/// while sending one to another thread does:
+///
+/// ```
+/// use std::cell::Cell;
+/// use protoactor_actor::AnyMessage;
+/// let msg = AnyMessage::new(Cell::new(1u32));
+/// let back = std::thread::spawn(move || msg.downcast::<Cell<u32>>().ok().map(Cell::into_inner));
+/// assert_eq!(back.join().ok().flatten(), Some(1));
+/// ```
 pub struct AnyMessage {
     data: Storage,
     vtable: &'static VTable,
+    /// `Cell` is `Send + !Sync`: it takes `Sync` away and leaves `Send`.
+    _not_sync: PhantomData<Cell<()>>,
 }
 
 /// How to reach and drop the value: in `data` itself (inline) or through the
@@ -33,27 +68,41 @@ struct VTable {
     drop_value: unsafe fn(*mut Storage),
 }
 
-// SAFETY: the stored value is `T: Message`, which requires `Send`.
+// SAFETY: the stored value is `T: Message`, which requires `Send`; the raw
+// storage hides `T` from the compiler, so this is stated, not derived.
 unsafe impl Send for AnyMessage {}
 
+/// # Safety
+/// `data` must hold an initialised `T` written in place by [`AnyMessage::new`].
 unsafe fn get_inline<T: Message>(data: *const Storage) -> *const dyn Message {
     data as *const T as *const dyn Message
 }
+/// # Safety
+/// As [`get_inline`]; the caller holds `data` exclusively.
 unsafe fn get_mut_inline<T: Message>(data: *mut Storage) -> *mut dyn Message {
     data as *mut T as *mut dyn Message
 }
+/// # Safety
+/// As [`get_inline`]; the value must not be used or dropped again afterwards.
 unsafe fn drop_inline<T: Message>(data: *mut Storage) {
     // SAFETY: `data` holds an initialised `T` written by `AnyMessage::new`.
     unsafe { std::ptr::drop_in_place(data as *mut T) }
 }
+/// # Safety
+/// The first word of `data` must hold the live pointer `Box::<T>::into_raw`
+/// returned in [`AnyMessage::new`].
 unsafe fn get_boxed<T: Message>(data: *const Storage) -> *const dyn Message {
     // SAFETY: the first word holds the pointer produced by `Box::into_raw`.
     unsafe { *(data as *const *const T) as *const dyn Message }
 }
+/// # Safety
+/// As [`get_boxed`]; the caller holds `data` exclusively.
 unsafe fn get_mut_boxed<T: Message>(data: *mut Storage) -> *mut dyn Message {
     // SAFETY: as in `get_boxed`.
     unsafe { *(data as *const *mut T) as *mut dyn Message }
 }
+/// # Safety
+/// As [`get_boxed`]; the box must not be used or freed again afterwards.
 unsafe fn drop_boxed<T: Message>(data: *mut Storage) {
     // SAFETY: as in `get_boxed`; the box is dropped exactly once.
     unsafe { drop(Box::from_raw(*(data as *const *mut T))) }
@@ -76,14 +125,14 @@ impl AnyMessage {
             unsafe { (data.as_mut_ptr() as *mut T).write(value) };
             let vtable =
                 const { &VTable { get: get_inline::<T>, get_mut: get_mut_inline::<T>, drop_value: drop_inline::<T> } };
-            AnyMessage { data, vtable }
+            AnyMessage { data, vtable, _not_sync: PhantomData }
         } else {
             let ptr = Box::into_raw(Box::new(value));
             // SAFETY: a pointer fits in the first word.
             unsafe { (data.as_mut_ptr() as *mut *mut T).write(ptr) };
             let vtable =
                 const { &VTable { get: get_boxed::<T>, get_mut: get_mut_boxed::<T>, drop_value: drop_boxed::<T> } };
-            AnyMessage { data, vtable }
+            AnyMessage { data, vtable, _not_sync: PhantomData }
         }
     }
 

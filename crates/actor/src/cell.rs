@@ -27,8 +27,8 @@ use crate::error::{ActorError, ActorResult, Error};
 use crate::lane::LaneRef;
 use crate::mailbox::{Mailbox, Notified};
 use crate::message::{
-    Envelope, Failure, InternalKind, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage,
-    Terminated, TerminatedReason,
+    Envelope, Failure, Internal, InternalKind, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping,
+    SystemMessage, Terminated, TerminatedReason,
 };
 use crate::middleware::{ErasedReceive, ReceiveNext};
 use crate::pid::Pid;
@@ -111,15 +111,86 @@ pub(crate) trait StartActor: Send + Sync + 'static {
     fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>);
 }
 
+#[cfg(test)]
+pub(crate) mod start_faults {
+    //! Test hook: ids of actors whose start on the lane panics (a stand-in for
+    //! a runtime bug there, which no public API can provoke).
+    pub(crate) static FAIL: parking_lot::Mutex<Vec<(String, usize)>> = parking_lot::Mutex::new(Vec::new());
+
+    /// True (and counted) if the actor `id` is to fail its start this time.
+    pub(crate) fn take(id: &str) -> bool {
+        let mut fail = FAIL.lock();
+        match fail.iter_mut().find(|(i, n)| i == id && *n > 0) {
+            Some((_, n)) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl<A: Actor> StartActor for ActorProcess<A> {
     fn start(self: Arc<Self>, incarnation: Incarnation, lane: LaneRef<'_>) {
         let Incarnation { pid, parent, props } = incarnation;
-        let Some(actor) = self.initial.lock().take() else {
-            unreachable!("an actor is started once, with the instance made at spawn")
-        };
-        let ctx = Context::new(self.system.clone(), pid, parent, props);
-        let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
-        crate::lane::spawn_on(lane, self.run(cell));
+        let actor = self.initial.lock().take();
+        let this = self.clone();
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(test)]
+            if start_faults::take(pid.id()) {
+                panic!("test: start of {pid} fails on its lane");
+            }
+            let Some(actor) = actor else { unreachable!("an actor is started once, with the instance made at spawn") };
+            let ctx = Context::new(this.system.clone(), pid.clone(), parent.clone(), props.clone());
+            let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: true };
+            crate::lane::spawn_on(lane.clone(), this.run(cell));
+        }));
+        if let Err(payload) = started {
+            self.start_failed(pid, parent, props, ActorError::from_panic(payload), lane);
+        }
+    }
+}
+
+impl<A: Actor> ActorProcess<A> {
+    /// Starting the actor's task panicked: this fails like any start. A fresh
+    /// instance gets a task whose first act is to report the failure, so the
+    /// supervisor decides (restart, stop: watchers get `Terminated`); if even
+    /// that cannot be made, the actor stops at once.
+    #[cold]
+    fn start_failed(
+        self: Arc<Self>,
+        pid: Pid,
+        parent: Option<Pid>,
+        props: Props,
+        reason: ActorError,
+        lane: LaneRef<'_>,
+    ) {
+        tracing::error!(actor = %pid, %reason, "actor failed to start on its lane; asking its supervisor");
+        let this = self.clone();
+        let (p, pr) = (pid.clone(), parent.clone());
+        let retried = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let actor = (this.producer)();
+            let ctx = Context::new(this.system.clone(), p, pr, props);
+            let cell = CellState { actor, ctx, local: VecDeque::new(), pending_start: false };
+            let run: crate::message::ContinuationFn = Box::new(move |_, _| Err(reason));
+            let failure = InternalKind::Continuation { envelope: None, incarnation: cell.ctx.incarnation, run };
+            // Ahead of anything already queued: the mailbox is still claimed
+            // for the task that was never made.
+            this.mailbox.push_system(SystemMessage::Internal(Internal(failure)));
+            crate::lane::spawn_on(lane, this.run(cell));
+        }));
+        if retried.is_err() {
+            tracing::error!(actor = %pid, "actor could not be made again after a failed start; it stops");
+            self.system.registry().remove(pid.id());
+            self.dead.store(true, Ordering::Release);
+            self.mailbox.set_dead();
+            self.drain_dead();
+            self.system.actor_stopped();
+            if let Some(parent) = &parent {
+                let terminated = Terminated { who: pid.clone(), why: TerminatedReason::Stopped };
+                self.system.send_system_message(parent, SystemMessage::Terminated(terminated));
+            }
+        }
     }
 }
 
@@ -677,6 +748,110 @@ mod size_report {
         assert!(std::mem::size_of_val(&run) <= 240, "run task future grew to {} B", std::mem::size_of_val(&run));
         assert!(std::mem::size_of::<ActorProcess<Tiny>>() <= 192, "{} B", std::mem::size_of::<ActorProcess<Tiny>>());
         assert!(std::mem::size_of::<Envelope>() <= 56, "{} B", std::mem::size_of::<Envelope>());
+        system.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod start_failure {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::supervision::Directive;
+    use std::time::Duration;
+    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        ChildStarted,
+        Decided(String),
+        ChildPid(Pid),
+        ParentSawTerminated,
+        WatcherSawTerminated,
+    }
+
+    struct Child(UnboundedSender<Seen>);
+    impl Actor for Child {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if ctx.message::<Started>().is_some() {
+                let _ = self.0.send(Seen::ChildStarted);
+            }
+            Ok(())
+        }
+    }
+
+    struct Parent(UnboundedSender<Seen>);
+    impl Actor for Parent {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if ctx.message::<Started>().is_some() {
+                let probe = self.0.clone();
+                let pid = ctx.spawn_named(Props::from_producer(move || Child(probe.clone())), "doomed")?;
+                let _ = self.0.send(Seen::ChildPid(pid));
+            } else if ctx.message::<Terminated>().is_some() {
+                let _ = self.0.send(Seen::ParentSawTerminated);
+            }
+            Ok(())
+        }
+    }
+
+    struct Watcher(Pid, UnboundedSender<Seen>);
+    impl Actor for Watcher {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if ctx.message::<Started>().is_some() {
+                ctx.watch(&self.0);
+            } else if let Some(t) = ctx.message::<Terminated>()
+                && t.who == self.0
+            {
+                let _ = self.1.send(Seen::WatcherSawTerminated);
+            }
+            Ok(())
+        }
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap()
+    }
+
+    fn parent(name: &str, directive: Directive, probe: UnboundedSender<Seen>) -> Props {
+        start_faults::FAIL.lock().push((format!("{name}/doomed"), 1));
+        let decided = probe.clone();
+        let strategy = OneForOneStrategy::new(3, Duration::from_secs(10)).with_decider(move |pid, reason| {
+            let _ = decided.send(Seen::Decided(format!("{} {reason}", pid.id())));
+            directive
+        });
+        Props::from_producer(move || Parent(probe.clone())).with_supervisor(strategy)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_starting_on_the_lane_goes_to_the_supervisor_which_restarts() {
+        let system = ActorSystem::new();
+        let (tx, mut rx) = unbounded_channel();
+        system.root().spawn_named(parent("lane-restart", Directive::Restart, tx), "lane-restart").unwrap();
+        let Seen::ChildPid(child) = next(&mut rx).await else { panic!("the parent reports its child first") };
+        let Seen::Decided(what) = next(&mut rx).await else { panic!("the supervisor decides first") };
+        assert!(what.starts_with("lane-restart/doomed") && what.contains("fails on its lane"), "{what}");
+        assert_eq!(next(&mut rx).await, Seen::ChildStarted, "restarted once, the child runs");
+        assert!(
+            system.registry().get_local(child.id()).is_some_and(|p| !p.is_dead()),
+            "the pid leads to the restarted actor"
+        );
+        system.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_starting_on_the_lane_that_the_supervisor_stops_terminates_for_watchers() {
+        let system = ActorSystem::new();
+        let (tx, mut rx) = unbounded_channel();
+        system.root().spawn_named(parent("lane-stop", Directive::Stop, tx.clone()), "lane-stop").unwrap();
+        let Seen::ChildPid(child) = next(&mut rx).await else { panic!("the parent reports its child first") };
+        system.root().spawn(Props::from_producer(move || Watcher(child.clone(), tx.clone())));
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(next(&mut rx).await);
+        }
+        assert!(matches!(&seen[0], Seen::Decided(what) if what.contains("fails on its lane")), "{seen:?}");
+        assert!(seen.contains(&Seen::ParentSawTerminated), "{seen:?}");
+        assert!(seen.contains(&Seen::WatcherSawTerminated), "{seen:?}");
+        assert!(!seen.contains(&Seen::ChildStarted), "{seen:?}");
         system.shutdown().await;
     }
 }

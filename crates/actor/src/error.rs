@@ -46,10 +46,12 @@ pub enum Error {
 
     /// The message could not be delivered, for the reason given (a remote
     /// message type that is not registered, a message over the size limit...).
-    #[error("message to {target} could not be delivered: {reason}")]
+    #[error("message to {target} could not be delivered ({kind}): {reason}")]
     DeliveryFailed {
         /// Who the message was sent to.
         target: Pid,
+        /// Which kind of failure.
+        kind: crate::message::DeliveryFailureKind,
         /// Why it was not delivered, and what to do about it.
         reason: String,
     },

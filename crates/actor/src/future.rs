@@ -23,7 +23,7 @@ use crate::system::ActorSystem;
 pub(crate) enum Outcome {
     Message(AnyMessage),
     DeadLetter,
-    Failed(String),
+    Failed(crate::message::DeliveryFailureKind, String),
     Terminated,
 }
 
@@ -49,7 +49,7 @@ impl Process for FutureProcess {
         let outcome = if envelope.message_as::<DeadLetterResponse>().is_some() {
             Outcome::DeadLetter
         } else if let Some(failure) = envelope.message_as::<DeliveryFailure>() {
-            Outcome::Failed(failure.reason.clone())
+            Outcome::Failed(failure.kind, failure.reason.clone())
         } else {
             Outcome::Message(envelope.message)
         };
@@ -142,7 +142,7 @@ impl<R: Send + 'static> RequestFuture<R> {
                 Err(_) => Err(Error::Timeout { target, after: timeout }),
                 Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
                 Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
-                Ok(Ok(Outcome::Failed(reason))) => Err(Error::DeliveryFailed { target, reason }),
+                Ok(Ok(Outcome::Failed(kind, reason))) => Err(Error::DeliveryFailed { target, kind, reason }),
                 Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
             }
         });
@@ -211,7 +211,7 @@ impl<R: Send + 'static> ResponseFuture<R> {
             Err(_) => Err(Error::Timeout { target, after: timeout }),
             Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
             Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
-            Ok(Ok(Outcome::Failed(reason))) => Err(Error::DeliveryFailed { target, reason }),
+            Ok(Ok(Outcome::Failed(kind, reason))) => Err(Error::DeliveryFailed { target, kind, reason }),
             Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
         }
     }

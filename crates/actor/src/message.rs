@@ -232,8 +232,88 @@ pub struct DeadLetterResponse {
 pub struct DeliveryFailure {
     /// The pid the message was for.
     pub target: Pid,
+    /// Which kind of failure, for code that handles them differently.
+    pub kind: DeliveryFailureKind,
     /// What went wrong, and what to do about it.
     pub reason: String,
+}
+
+/// Why a message was not delivered: each reason a remote delivery can fail
+/// is its own kind (the table in `docs/semantics.md` lists them with the
+/// tests that show them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryFailureKind {
+    /// The receiving system has not registered the message's type.
+    UnknownType,
+    /// The receiving system could not decode the message's bytes.
+    Decode,
+    /// The message is larger than the configured frame limit.
+    TooLarge,
+    /// The sending system has not registered the message's type for remoting.
+    NotSerializable,
+    /// The queue to the receiving system is full.
+    QueueFull,
+    /// The receiving member is blocked, or it has blocked the sender.
+    BlockedMember,
+    /// The receiving system belongs to another cluster.
+    WrongCluster,
+    /// The connection to the receiving system is gone (it stopped, crashed,
+    /// left, or cannot be reached).
+    EndpointGone,
+    /// The TLS handshake with the receiving system failed (certificates,
+    /// or TLS on one side only).
+    Tls,
+    /// This system is shutting down its remoting.
+    ShuttingDown,
+    /// Anything else; the reason says what.
+    Other,
+}
+
+impl DeliveryFailureKind {
+    /// All kinds, in wire order (their index is their wire code).
+    pub const ALL: [DeliveryFailureKind; 11] = [
+        DeliveryFailureKind::Other,
+        DeliveryFailureKind::UnknownType,
+        DeliveryFailureKind::Decode,
+        DeliveryFailureKind::TooLarge,
+        DeliveryFailureKind::NotSerializable,
+        DeliveryFailureKind::QueueFull,
+        DeliveryFailureKind::BlockedMember,
+        DeliveryFailureKind::WrongCluster,
+        DeliveryFailureKind::EndpointGone,
+        DeliveryFailureKind::Tls,
+        DeliveryFailureKind::ShuttingDown,
+    ];
+
+    /// The kind's wire code (its index in [`ALL`](Self::ALL)).
+    pub fn code(self) -> i32 {
+        Self::ALL.iter().position(|k| *k == self).map_or(0, |i| i as i32)
+    }
+
+    /// The kind with wire code `code`; [`Other`](Self::Other) for one this
+    /// version does not know.
+    pub fn from_code(code: i32) -> Self {
+        usize::try_from(code).ok().and_then(|i| Self::ALL.get(i)).copied().unwrap_or(DeliveryFailureKind::Other)
+    }
+}
+
+impl fmt::Display for DeliveryFailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeliveryFailureKind::UnknownType => "unknown message type",
+            DeliveryFailureKind::Decode => "undecodable message",
+            DeliveryFailureKind::TooLarge => "message too large",
+            DeliveryFailureKind::NotSerializable => "message type not registered for remoting",
+            DeliveryFailureKind::QueueFull => "queue full",
+            DeliveryFailureKind::BlockedMember => "blocked member",
+            DeliveryFailureKind::WrongCluster => "wrong cluster",
+            DeliveryFailureKind::EndpointGone => "endpoint gone",
+            DeliveryFailureKind::Tls => "TLS failure",
+            DeliveryFailureKind::ShuttingDown => "shutting down",
+            DeliveryFailureKind::Other => "delivery failure",
+        })
+    }
 }
 
 /// A failure reported by a child to its supervisor.

@@ -53,6 +53,25 @@
 //!   after their missed-poll limit (gossip tells them sooner on a graceful
 //!   leave).
 //!
+//! ## Choosing the timings
+//!
+//! | | poll interval | timeout | missed polls | a dead member leaves after |
+//! |---|---|---|---|---|
+//! | defaults | 1 s | 500 ms | 3 | about 3 s |
+//! | `cluster_demo` ("for loaded machines") | 500 ms | 1 s | 4 | about 2 s |
+//!
+//! The defaults suit members whose health endpoint answers promptly: a
+//! 500 ms timeout is generous for a loopback or LAN round trip, and three
+//! misses keep one slow answer from costing a member its membership. Take
+//! the loaded-machine values when members run near full CPU (the demo drives
+//! load on a 2-core machine): an answer can then wait longer than 500 ms for
+//! a thread, and a timeout longer than the interval plus a fourth miss keeps
+//! busy members from being taken for dead; polling twice as often still
+//! detects a dead member sooner. Whatever you pick, a member is declared dead
+//! after about `interval × missed polls`, and cluster requests wait in
+//! retries for that long when their grain's member dies, so keep it well under
+//! the request deadline (`ClusterConfig::with_request_deadline`, 30 s).
+//!
 //! ## Security
 //!
 //! The endpoint is plain HTTP without authentication: anyone who can reach
@@ -60,6 +79,7 @@
 //! answer on a peer address can claim to be a member. Bind it to the
 //! cluster's private network only, as you would the remoting port.
 
+#![forbid(unsafe_code)]
 mod config;
 mod health;
 mod peers;

@@ -1,6 +1,7 @@
 //! Several members in one process, each with its own health port, finding
 //! each other through the automanaged provider.
 
+#![forbid(unsafe_code)]
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 

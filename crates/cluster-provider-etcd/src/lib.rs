@@ -67,6 +67,7 @@
 //! ([`with_tls`](EtcdConfig::with_tls) with `https://` endpoints; there are
 //! no built-in trust roots, give the CA).
 
+#![forbid(unsafe_code)]
 mod config;
 mod etcd;
 mod member_info;

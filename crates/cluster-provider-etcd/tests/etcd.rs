@@ -1,6 +1,7 @@
 //! Members in one process, each with its own actor system, finding each
 //! other through a real etcd started by the testkit fixture.
 
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions};

@@ -73,6 +73,7 @@
 //!   change them. Without it the znodes are open to anyone who can reach
 //!   the ensemble.
 
+#![forbid(unsafe_code)]
 mod config;
 mod info;
 mod provider;

@@ -1,5 +1,6 @@
 //! Members on a real ZooKeeper (started per test by the testkit fixture).
 
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use protoactor_actor::Subscription;

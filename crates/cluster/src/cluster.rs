@@ -332,23 +332,26 @@ impl Cluster {
         let deadline = started + self.inner.config.request_deadline;
         self.check_kind(kind, deadline).await?;
         let retry = self.inner.config.retry;
+        let mut topology = self.inner.member_list.subscribe();
+        let mut last_hash = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
             if attempt > 1 && self.is_stopping() {
                 return Err(Error::NotRunning);
             }
+            let after_change = RecentChange::observe(&mut topology, &mut last_hash, attempt);
             let reason = match self.resolve(identity, kind).await {
                 Ok(Some(pid)) => return Ok(pid),
                 Ok(None) => "no activation is available yet".to_string(),
                 Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
                 Err(e) => e.to_string(),
             };
-            let wait = retry.backoff(attempt);
+            let wait = after_change.pause(retry.backoff(attempt));
             if attempt >= retry.max_attempts || Instant::now() + wait >= deadline {
                 return Err(self.failed(identity, kind, "none", attempt, started, reason));
             }
-            tokio::time::sleep(wait).await;
+            backoff_or_topology_change(wait, &mut topology).await;
         }
     }
 
@@ -405,11 +408,15 @@ impl Cluster {
         let mut attempt = 0u32;
         let mut checked = false;
         let mut member = String::from("none");
+        let mut topology = inner.member_list.subscribe();
+        let mut last_hash = 0;
         loop {
             attempt += 1;
             if attempt > 1 && self.is_stopping() {
                 return Err(Error::NotRunning);
             }
+            // A change from here on ends the pause before the next attempt.
+            let after_change = RecentChange::observe(&mut topology, &mut last_hash, attempt);
             let pid = match inner.pid_cache.get(identity, kind) {
                 Some(pid) => Some(pid),
                 None => {
@@ -464,13 +471,13 @@ impl Cluster {
                     }
                 }
             }
-            let wait = if pause { retry.backoff(attempt) } else { Duration::ZERO };
+            let wait = if pause { after_change.pause(retry.backoff(attempt)) } else { Duration::ZERO };
             if attempt >= retry.max_attempts || Instant::now() + wait >= deadline {
                 return Err(self.failed(identity, kind, &member, attempt, started, reason));
             }
             tracing::debug!(%identity, %kind, attempt, %reason, "cluster request retrying");
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                backoff_or_topology_change(wait, &mut topology).await;
             }
         }
     }
@@ -560,9 +567,10 @@ impl Cluster {
         Ok(pid)
     }
 
-    /// True if this member hosts `kind`.
+    /// True if this member hosts `kind`: its config lists the kind and it
+    /// was not started as a client (a client hosts nothing).
     pub fn hosts_kind(&self, kind: &str) -> bool {
-        self.inner.kinds.contains_key(kind)
+        !self.is_client() && self.inner.kinds.contains_key(kind)
     }
 
     /// Live activations per kind on this member.
@@ -635,5 +643,52 @@ impl Cluster {
     /// The gossip.
     pub fn gossip(&self) -> &Gossiper {
         &self.inner.gossip
+    }
+}
+
+/// Whether an attempt is the first after a topology change.
+#[derive(Clone, Copy)]
+struct RecentChange(bool);
+
+/// How long the pause after an attempt that followed a topology change may
+/// be: the identity lookup may still be catching up with the change.
+const SETTLE: Duration = Duration::from_millis(50);
+
+impl RecentChange {
+    /// Marks the current topology seen, and tells whether it changed since
+    /// the previous attempt.
+    fn observe(
+        topology: &mut tokio::sync::watch::Receiver<Arc<crate::member_list::Topology>>,
+        last_hash: &mut u64,
+        attempt: u32,
+    ) -> Self {
+        let hash = topology.borrow_and_update().hash;
+        let changed = attempt > 1 && hash != *last_hash;
+        *last_hash = hash;
+        RecentChange(changed)
+    }
+
+    fn pause(self, backoff: Duration) -> Duration {
+        if self.0 { backoff.min(SETTLE) } else { backoff }
+    }
+}
+
+/// Sleeps out a retry's backoff, or less: a topology change since the last
+/// attempt (a member died, left or joined) is what the retry waits for, so
+/// the next attempt starts as soon as one is seen.
+async fn backoff_or_topology_change(
+    wait: Duration,
+    topology: &mut tokio::sync::watch::Receiver<Arc<crate::member_list::Topology>>,
+) {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        changed = topology.changed() => {
+            if changed.is_err() {
+                // The member list is gone (shutting down): no change will come.
+                tokio::time::sleep(wait).await;
+            } else {
+                tracing::debug!("topology changed; retrying without waiting out the backoff");
+            }
+        }
     }
 }

@@ -46,6 +46,7 @@
 //! What a cluster request promises while members come and go is stated in
 //! `docs/semantics.md` at the repository root.
 
+#![forbid(unsafe_code)]
 mod cluster;
 mod config;
 mod error;

@@ -4,6 +4,10 @@
 //! removes blocked members, computes who joined and left, blocks those that
 //! left (a member id never comes back), tears down their connections and
 //! publishes a [`ClusterTopology`] event.
+//!
+//! Two ways to follow it: [`MemberList::subscribe`] watches the latest
+//! topology (a slow reader skips states in between), and
+//! [`MemberList::events`] streams every change in order, losing none.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -46,6 +50,8 @@ struct State {
     /// member at the same address (a restarted process has a new id).
     known_ids: HashSet<String>,
     blocked: HashMap<String, Instant>,
+    /// Subscribers to every change ([`MemberList::events`]).
+    subscribers: Vec<mpsc::UnboundedSender<ClusterTopology>>,
 }
 
 /// The membership as this member sees it. Cheap to clone.
@@ -99,6 +105,7 @@ impl MemberList {
                     last_view: Vec::new(),
                     known_ids: HashSet::new(),
                     blocked: HashMap::new(),
+                    subscribers: Vec::new(),
                 }),
                 topology,
                 effects,
@@ -134,6 +141,7 @@ impl MemberList {
         let mut state = self.inner.state.lock();
         let now = Instant::now();
         let mut changed = false;
+        let mut newly_blocked = false;
         for id in ids {
             let id = id.into();
             if let std::collections::hash_map::Entry::Vacant(entry) = state.blocked.entry(id) {
@@ -141,10 +149,23 @@ impl MemberList {
                 self.inner.remote.block(entry.key());
                 entry.insert(now);
                 changed = true;
+                newly_blocked = true;
             }
         }
         if changed {
+            let hash = state.topology.hash;
             self.apply(&mut state);
+            // A block that left the members as they were is a change of its own.
+            if newly_blocked && state.topology.hash == hash {
+                let event = ClusterTopology {
+                    topology_hash: hash,
+                    members: state.topology.members.clone(),
+                    joined: Vec::new(),
+                    left: Vec::new(),
+                    blocked: sorted_blocked(&state),
+                };
+                notify(&mut state, &event);
+            }
         }
     }
 
@@ -171,9 +192,30 @@ impl MemberList {
         self.inner.topology.borrow().clone()
     }
 
-    /// Watches topology changes.
+    /// Watches the latest topology: for users that need the current state,
+    /// not every step (a slow reader sees only the last of several changes).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Topology>> {
         self.inner.topology.subscribe()
+    }
+
+    /// Every topology change from now on, in order, none skipped however
+    /// slowly it is read: joins and leaves (with the new hash), and blocks.
+    /// The first event is the topology at the time of the call (all of its
+    /// members as `joined`). Events queue without bound until read; drop the
+    /// receiver to unsubscribe.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<ClusterTopology> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut state = self.inner.state.lock();
+        let snapshot = ClusterTopology {
+            topology_hash: state.topology.hash,
+            members: state.topology.members.clone(),
+            joined: state.topology.members.clone(),
+            left: Vec::new(),
+            blocked: sorted_blocked(&state),
+        };
+        let _ = tx.send(snapshot);
+        state.subscribers.push(tx);
+        rx
     }
 
     /// The current topology hash.
@@ -269,20 +311,23 @@ impl MemberList {
         }
         let topology = Arc::new(Topology { hash, members: members.clone() });
         state.topology = topology.clone();
-        let event = ClusterTopology {
-            topology_hash: hash,
-            members,
-            joined,
-            left,
-            blocked: {
-                let mut b: Vec<String> = state.blocked.keys().cloned().collect();
-                b.sort();
-                b
-            },
-        };
+        let event = ClusterTopology { topology_hash: hash, members, joined, left, blocked: sorted_blocked(state) };
+        // Under the state lock: subscribers see changes in the order they happened.
+        notify(state, &event);
         inner.topology.send_replace(topology);
         let _ = inner.effects.send(Effect::Changed { event });
     }
+}
+
+fn sorted_blocked(state: &State) -> Vec<String> {
+    let mut b: Vec<String> = state.blocked.keys().cloned().collect();
+    b.sort();
+    b
+}
+
+/// Hands `event` to every live subscriber of [`MemberList::events`].
+fn notify(state: &mut State, event: &ClusterTopology) {
+    state.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
 }
 
 impl Inner {
@@ -314,5 +359,55 @@ impl Inner {
                 self.system.event_stream().publish(event);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use protoactor_remote::RemoteConfig;
+
+    fn member(n: usize) -> Member {
+        Member::new("127.0.0.1", 10_000 + n as u16, format!("m{n:03}"), vec!["k".into()])
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_sees_a_hundred_joins_and_leaves_in_order() {
+        let system = ActorSystem::new();
+        let remote = Remote::new(&system, RemoteConfig::bind("127.0.0.1", 0));
+        let list = MemberList::new(&system, &remote, Duration::from_secs(60));
+        let me = Member::new("127.0.0.1", 9_999, system.id(), vec![]);
+        list.update_cluster_topology(vec![me.clone()]);
+        let mut events = list.events();
+        let mut latest = list.subscribe();
+        latest.borrow_and_update();
+        // Each step: m(i) joins and m(i-1) leaves, before anyone reads.
+        for i in 0..100 {
+            list.update_cluster_topology(vec![me.clone(), member(i)]);
+        }
+        let first = events.recv().await.unwrap();
+        assert_eq!(first.members, vec![me.clone()], "the first event is the topology at subscribe time");
+        for i in 0..100 {
+            let e = events.recv().await.unwrap();
+            assert_eq!(e.joined, vec![member(i)], "step {i}");
+            let left: Vec<Member> = if i == 0 { vec![] } else { vec![member(i - 1)] };
+            assert_eq!(e.left, left, "step {i}");
+            assert_eq!(e.topology_hash, topology_hash([me.id.as_str(), member(i).id.as_str()]), "step {i}");
+            if i > 0 {
+                assert!(e.blocked.contains(&member(i - 1).id), "who left is blocked: step {i}");
+            }
+        }
+        assert!(events.try_recv().is_err(), "nothing more");
+        // The watch only has the latest state.
+        let mut expected = vec![me.clone(), member(99)];
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(latest.borrow_and_update().members, expected);
+
+        // A block that leaves the members as they are is an event too.
+        list.block(["stranger"]);
+        let e = events.recv().await.unwrap();
+        assert!(e.joined.is_empty() && e.left.is_empty() && e.blocked.contains(&"stranger".to_string()), "{e:?}");
+        system.shutdown().await;
     }
 }

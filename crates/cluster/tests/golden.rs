@@ -4,6 +4,7 @@
 //! is intended, regenerate with `UPDATE_GOLDEN=1 cargo test -p
 //! protoactor-cluster --test golden` and say so in the change.
 
+#![forbid(unsafe_code)]
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! actor system and remoting on 127.0.0.1, membership comes from a shared
 //! in-memory agent.
 
+#![forbid(unsafe_code)]
 use std::future::Future;
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! and `protos/`), a grain implementing one, and fixtures for the tests: three
 //! members on an in-memory provider with the partition lookup.
 
+#![forbid(unsafe_code)]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The generator's output: a reviewed snapshot, and the build-time errors.
 
+#![forbid(unsafe_code)]
 use std::path::{Path, PathBuf};
 
 /// The generated code of `protos/bank.proto` must match the checked-in

@@ -1,6 +1,7 @@
 //! Generated grains on a three-member cluster: typed calls, errors and
 //! panics answered to the caller, hooks, and retries after a member dies.
 
+#![forbid(unsafe_code)]
 use std::time::{Duration, Instant};
 
 use protoactor_cluster::{CallOptions, Cluster, RetryPolicy};

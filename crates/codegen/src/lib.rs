@@ -34,6 +34,7 @@
 //! crate using the generated code depends on `protoactor-codegen` (for
 //! [`runtime`]) and `prost`. Streaming rpcs are refused at build time.
 
+#![forbid(unsafe_code)]
 use std::path::{Path, PathBuf};
 
 mod generator;

@@ -33,6 +33,7 @@
 //! Consistency: one activation per identity while the membership is stable
 //! and through changes that every member sees; see `docs/semantics.md`.
 
+#![forbid(unsafe_code)]
 mod actor;
 mod config;
 mod handover;

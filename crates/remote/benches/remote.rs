@@ -25,6 +25,7 @@
 //! request-concurrent) skips criterion and runs that one workload once,
 //! printing its rate: for profiling or counting syscalls of one side alone.
 
+#![forbid(unsafe_code)]
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::pin::Pin;

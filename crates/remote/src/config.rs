@@ -29,6 +29,9 @@ pub struct RemoteConfig {
     pub(crate) terminated_address_block: Duration,
     pub(crate) blocked_members: Vec<String>,
     pub(crate) tls: Option<TlsConfig>,
+    pub(crate) max_pending_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_handshake_size: usize,
 }
 
 impl fmt::Debug for RemoteConfig {
@@ -44,6 +47,8 @@ impl fmt::Debug for RemoteConfig {
             .field("endpoint_queue_size", &self.endpoint_queue_size)
             .field("max_retries", &self.max_retries)
             .field("tls", &self.tls)
+            .field("max_pending_connections", &self.max_pending_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }
@@ -67,6 +72,9 @@ impl RemoteConfig {
             terminated_address_block: Duration::from_secs(3),
             blocked_members: Vec::new(),
             tls: None,
+            max_pending_connections: 64,
+            handshake_timeout: Duration::from_secs(5),
+            max_handshake_size: 64 * 1024,
         }
     }
 
@@ -139,6 +147,32 @@ impl RemoteConfig {
     pub fn with_retries(mut self, max_retries: u32, backoff: Duration) -> Self {
         self.max_retries = max_retries;
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// How many inbound connections may wait for their handshake at once
+    /// (default 64). A connection over the cap is closed as soon as it is
+    /// accepted, so that one host cannot exhaust the server's memory or file
+    /// descriptors with connections that never say who they are.
+    pub fn with_max_pending_connections(mut self, max: usize) -> Self {
+        self.max_pending_connections = max.max(1);
+        self
+    }
+
+    /// How long an inbound connection may take to complete the remoting
+    /// handshake (default 5 s), TLS or not: one that has not (idle, stalled,
+    /// or sending something else) is closed then.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest first message (the handshake) an inbound stream may
+    /// announce (default 64 KiB, room for a block list of about 1,500 member
+    /// ids): a stream that announces more is refused before anything is
+    /// buffered for it.
+    pub fn with_max_handshake_size(mut self, bytes: usize) -> Self {
+        self.max_handshake_size = bytes.max(1024);
         self
     }
 

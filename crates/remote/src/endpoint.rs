@@ -19,13 +19,13 @@ use futures_util::Stream;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use protoactor_actor::{
-    DeadLetterResponse, DeliveryFailure, Envelope, Pid, Process, SystemMessage, Terminated, TerminatedReason,
+    DeliveryFailure, DeliveryFailureKind, Envelope, Pid, Process, SystemMessage, Terminated, TerminatedReason,
 };
 use tonic::Streaming;
 
 use crate::batch::{self, OpenBatch};
 use crate::codec::{Inbound, Outbound, WireCodec};
-use crate::error::Error;
+use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
 use crate::remote::{EndpointConnected, EndpointTerminated, RemoteInner};
@@ -39,6 +39,8 @@ pub(crate) struct Endpoint {
     /// What is waiting to be sent, and the state of the connection sending it.
     outbox: Mutex<Outbox>,
     terminated: AtomicBool,
+    /// Why it terminated (set before `terminated`).
+    termination: std::sync::OnceLock<Failed>,
     /// Wakes the writer when the endpoint is terminated from outside it.
     stop: tokio::sync::Notify,
     /// Signalled when the transport changes (attached, detached, drained).
@@ -79,6 +81,7 @@ impl Endpoint {
                 sent_batches: 0,
             }),
             terminated: AtomicBool::new(false),
+            termination: std::sync::OnceLock::new(),
             stop: tokio::sync::Notify::new(),
             transport_changed: tokio::sync::Notify::new(),
             watches: Mutex::new(HashMap::new()),
@@ -97,27 +100,25 @@ impl Endpoint {
         endpoint
     }
 
-    /// A message that will not be delivered: a waiting request fails at once,
-    /// anything else is published as a dead letter (with its bytes, if it
-    /// was encoded).
-    fn undeliverable(&self, pid: &Pid, envelope: Envelope, reason: Option<String>, encoded: Option<(&str, &[u8])>) {
+    /// A message that will not be delivered: a waiting request fails at once
+    /// with the kind and reason, anything else is published as a dead letter
+    /// (with its bytes and the reason, if it was encoded).
+    fn undeliverable(&self, pid: &Pid, envelope: Envelope, failed: Failed, encoded: Option<(&str, &[u8])>) {
         let system = &self.remote.system;
         let (message, sender, _) = envelope.into_parts();
-        match (sender, reason) {
-            (Some(sender), Some(reason)) => {
-                system.send_user_message(&sender, Envelope::new(DeliveryFailure { target: pid.clone(), reason }))
+        let (kind, reason) = failed;
+        match sender {
+            Some(sender) => {
+                system.send_user_message(&sender, Envelope::new(DeliveryFailure { target: pid.clone(), kind, reason }))
             }
-            (Some(sender), None) => {
-                system.send_user_message(&sender, Envelope::new(DeadLetterResponse { target: pid.clone() }))
-            }
-            (None, reason) => {
-                if let Some(reason) = reason {
-                    tracing::warn!(target = %pid, message = message.type_name(), %reason, "remote message not delivered");
-                }
+            None => {
+                tracing::debug!(target = %pid, message = message.type_name(), %kind, %reason, "remote message not delivered");
                 let dead = match encoded {
                     Some((type_name, data)) => Envelope::new(UndeliveredRemoteMessage {
                         type_name: type_name.to_string(),
                         data: data.to_vec(),
+                        kind,
+                        reason,
                     }),
                     None => Envelope::from_boxed(message),
                 };
@@ -126,8 +127,15 @@ impl Endpoint {
         }
     }
 
+    /// Why this endpoint takes no more messages.
+    fn termination(&self) -> Failed {
+        self.termination.get().cloned().unwrap_or_else(|| {
+            (DeliveryFailureKind::EndpointGone, format!("the connection to {} is closed", self.address))
+        })
+    }
+
     /// Appends `m` to its lane; the reason when it cannot be queued.
-    fn enqueue(&self, m: &batch::Message<'_>, cost: usize, priority: bool) -> Result<(), Option<String>> {
+    fn enqueue(&self, m: &batch::Message<'_>, cost: usize, priority: bool) -> Result<(), Failed> {
         let config = &self.remote.config;
         if let Some(sender) = m.sender
             && sender.id().starts_with("future$")
@@ -138,7 +146,8 @@ impl Endpoint {
         let max_body = config.max_frame_size.saturating_sub(16);
         let mut outbox = self.outbox.lock();
         if outbox.closed {
-            return Err(None);
+            drop(outbox);
+            return Err(self.termination());
         }
         let Outbox { normal, priority: urgent, sealed, sealed_priority, queued, .. } = &mut *outbox;
         if priority {
@@ -148,10 +157,13 @@ impl Endpoint {
             urgent.push(m);
         } else {
             if *queued >= config.endpoint_queue_size {
-                return Err(Some(format!(
-                    "the queue to {} is full ({} messages); the peer is slow or unreachable",
-                    self.address, config.endpoint_queue_size
-                )));
+                return Err((
+                    DeliveryFailureKind::QueueFull,
+                    format!(
+                        "the queue to {} is full ({} messages); the peer is slow or unreachable",
+                        self.address, config.endpoint_queue_size
+                    ),
+                ));
             }
             if !normal.is_empty() && (normal.len() + cost > max_body || normal.messages() >= config.batch_size) {
                 sealed.push_back(normal.take());
@@ -168,13 +180,16 @@ impl Endpoint {
     }
 
     /// Watchers, pending requests and queued messages learn that the address is gone.
-    pub(crate) fn terminate(&self, reason: &str) {
+    pub(crate) fn terminate(&self, kind: DeliveryFailureKind, reason: &str) {
+        let failed: Failed = (kind, format!("the endpoint for {} terminated: {reason}", self.address));
+        let _ = self.termination.set(failed.clone());
         if self.terminated.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::info!(address = %self.address, reason, "endpoint terminated");
+        let failed = self.termination.get().cloned().unwrap_or(failed);
+        tracing::info!(address = %self.address, %kind, reason, "endpoint terminated");
         self.stop.notify_one();
-        self.remote.endpoint_terminated(self);
+        self.remote.endpoint_terminated(self, &failed);
         // Later sends find the outbox closed and fail at once.
         let queued = {
             let mut outbox = self.outbox.lock();
@@ -189,7 +204,7 @@ impl Endpoint {
             frames
         };
         for body in queued.into_iter().filter(|b| !b.is_empty()) {
-            self.dead_letter_batch(body);
+            self.dead_letter_batch(body, &failed);
         }
         let system = &self.remote.system;
         let watches = std::mem::take(&mut *self.watches.lock());
@@ -203,18 +218,21 @@ impl Endpoint {
         let pending = std::mem::take(&mut *self.pending.lock());
         let gone = Pid::new(self.address.clone(), "");
         for future in pending {
-            system.send_user_message(&future, Envelope::new(DeadLetterResponse { target: gone.clone() }));
+            let failure = DeliveryFailure { target: gone.clone(), kind: failed.0, reason: failed.1.clone() };
+            system.send_user_message(&future, Envelope::new(failure));
         }
-        system
-            .event_stream()
-            .publish(EndpointTerminated { address: self.address.to_string(), reason: reason.to_string() });
+        system.event_stream().publish(EndpointTerminated {
+            address: self.address.to_string(),
+            kind,
+            reason: reason.to_string(),
+        });
     }
 }
 
 impl Endpoint {
     /// Messages that were queued but will never be sent: requesters get a
-    /// dead-letter response, the rest are dead letters with their bytes.
-    fn dead_letter_batch(&self, body: Bytes) {
+    /// delivery failure, the rest are dead letters with their bytes.
+    fn dead_letter_batch(&self, body: Bytes, (kind, reason): &Failed) {
         let Ok(batch) = crate::codec::parse_batch(body) else {
             tracing::error!(address = %self.address, "could not read back a queued batch");
             return;
@@ -226,13 +244,16 @@ impl Endpoint {
             match wire::sender_index(e.sender).and_then(|i| batch.senders.get(i)) {
                 Some(sender) => {
                     let sender = wire::pid_from_wire(sender, &self.local);
-                    system.send_user_message(&sender, Envelope::new(DeadLetterResponse { target }));
+                    let failure = DeliveryFailure { target, kind: *kind, reason: reason.clone() };
+                    system.send_user_message(&sender, Envelope::new(failure));
                 }
                 None => {
                     let type_name = usize::try_from(e.type_id).ok().and_then(|i| batch.type_names.get(i));
                     let message = UndeliveredRemoteMessage {
                         type_name: type_name.cloned().unwrap_or_default(),
                         data: batch.data(e).to_vec(),
+                        kind: *kind,
+                        reason: reason.clone(),
                     };
                     system.dead_letter(&target, Envelope::new(message));
                 }
@@ -269,7 +290,7 @@ impl Process for Endpoint {
                 Ok(e) => e,
                 Err(error) => {
                     tracing::warn!(target = %pid, %error, "message not sent");
-                    return self.undeliverable(pid, envelope, Some(error.to_string()), None);
+                    return self.undeliverable(pid, envelope, (error.delivery_kind(), error.to_string()), None);
                 }
             };
             let m = batch::Message {
@@ -283,14 +304,14 @@ impl Process for Endpoint {
             let bytes = Some((encoded.type_name, scratch.as_slice()));
             // The whole envelope (payload, headers, ids) must fit one frame
             // with room for the batch's own framing.
-            let max = remote.config.max_frame_size.saturating_sub(1024);
+            let max = remote.config.max_frame_size;
             let size = m.cost();
-            if size > max {
+            if size > max.saturating_sub(FRAME_OVERHEAD) {
                 let error = Error::MessageTooLarge { type_name: encoded.type_name.to_string(), size, max };
-                return self.undeliverable(pid, envelope, Some(error.to_string()), bytes);
+                return self.undeliverable(pid, envelope, (error.delivery_kind(), error.to_string()), bytes);
             }
             if self.terminated.load(Ordering::Acquire) {
-                return self.undeliverable(pid, envelope, None, bytes);
+                return self.undeliverable(pid, envelope, self.termination(), bytes);
             }
             if let Err(reason) = self.enqueue(&m, size, encoded.priority) {
                 self.undeliverable(pid, envelope, reason, bytes);
@@ -565,7 +586,24 @@ impl Stream for OutboundStream {
 
 enum ConnectError {
     Blocked,
-    Failed(String),
+    Failed(DeliveryFailureKind, String),
+}
+
+/// Why a message was not delivered.
+pub(crate) type Failed = (DeliveryFailureKind, String);
+
+/// The kind of a failed connection attempt: TLS if the error chain says so.
+fn connect_failure(tls: bool, reason: String) -> ConnectError {
+    let lower = reason.to_ascii_lowercase();
+    let tls_error = ["certificate", "tls", "invalidcontenttype", "corrupt message", "unknownissuer", "alert"]
+        .iter()
+        .any(|needle| lower.contains(needle));
+    // A TLS client talking to a plaintext server reads garbage as a record
+    // header; a TLS server that does not trust our certificate hangs up
+    // right after the handshake (TLS 1.3), before HTTP/2 says a word.
+    let hung_up = lower.contains("invalid") || lower.contains("connection closed");
+    let kind = if tls_error || (tls && hung_up) { DeliveryFailureKind::Tls } else { DeliveryFailureKind::EndpointGone };
+    ConnectError::Failed(kind, reason)
 }
 
 enum Exit {
@@ -616,9 +654,9 @@ impl Writer {
                 _ = shutdown.changed() => return self.shut_down().await,
             };
             match attempt {
-                Ok(inbound) => {
+                Ok((inbound, member)) => {
                     failures = 0;
-                    match self.watch(inbound, &mut shutdown).await {
+                    match self.watch(inbound, &member, &mut shutdown).await {
                         Exit::Shutdown => return self.shut_down().await,
                         Exit::Broken(reason) => {
                             tracing::debug!(address = %endpoint.address, %reason, "connection lost; reconnecting");
@@ -626,13 +664,17 @@ impl Writer {
                     }
                 }
                 Err(ConnectError::Blocked) => {
-                    return endpoint.terminate("the peer refused the connection: this system is on its block list");
+                    return endpoint.terminate(
+                        DeliveryFailureKind::BlockedMember,
+                        "the peer refused the connection: this system is on its block list",
+                    );
                 }
-                Err(ConnectError::Failed(reason)) => {
+                Err(ConnectError::Failed(kind, reason)) => {
                     failures += 1;
                     tracing::debug!(address = %endpoint.address, failures, %reason, "connect failed");
                     if failures > remote.config.max_retries {
-                        return endpoint.terminate(&format!("{failures} connection attempts failed; last: {reason}"));
+                        let why = format!("{failures} connection attempts failed; last: {reason}");
+                        return endpoint.terminate(kind, &why);
                     }
                 }
             }
@@ -661,15 +703,16 @@ impl Writer {
         {
             tracing::warn!(address = %endpoint.address, "could not flush queued messages before shutdown");
         }
-        endpoint.terminate("remoting shut down");
+        endpoint.terminate(DeliveryFailureKind::ShuttingDown, "remoting shut down");
     }
 
     /// Opens the stream and completes the handshake; the outbound stream
     /// starts draining the queues once the peer has accepted us.
-    async fn connect(&self, generation: u64) -> Result<Streaming<Inbound>, ConnectError> {
+    async fn connect(&self, generation: u64) -> Result<(Streaming<Inbound>, String), ConnectError> {
         let remote = &self.endpoint.remote;
         let config = &remote.config;
-        let failed = |e: &dyn std::fmt::Display| ConnectError::Failed(e.to_string());
+        let tls = config.tls.is_some();
+        let failed = |e: &dyn std::fmt::Display| connect_failure(tls, e.to_string());
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", self.endpoint.address))
             .map_err(|e| failed(&e))?
@@ -706,18 +749,22 @@ impl Writer {
                         remote.system.event_stream().publish(crate::remote::BlockedByPeer { address });
                         return Err(ConnectError::Blocked);
                     }
+                    remote.learn_member(&r.member_id, &self.endpoint.address);
                     remote.system.event_stream().publish(EndpointConnected {
                         address: self.endpoint.address.to_string(),
-                        member_id: r.member_id,
+                        member_id: r.member_id.clone(),
                     });
-                    Ok(inbound)
+                    Ok((inbound, r.member_id))
                 }
-                other => Err(ConnectError::Failed(format!("expected a ConnectResponse, got {other:?}"))),
+                other => Err(ConnectError::Failed(
+                    DeliveryFailureKind::EndpointGone,
+                    format!("expected a ConnectResponse, got {other:?}"),
+                )),
             }
         };
         let inbound = tokio::time::timeout(config.connect_timeout, handshake)
             .await
-            .map_err(|_| ConnectError::Failed("handshake timed out".into()))??;
+            .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
             outbox.set_phase(Phase::Open);
@@ -727,7 +774,12 @@ impl Writer {
 
     /// Delivers what the peer sends back on our connection until it breaks
     /// or remoting shuts down (then flushes what is queued).
-    async fn watch(&self, mut inbound: Streaming<Inbound>, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Exit {
+    async fn watch(
+        &self,
+        mut inbound: Streaming<Inbound>,
+        member: &str,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Exit {
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
         // One waiter for the whole connection, not a new one per batch.
@@ -736,13 +788,19 @@ impl Writer {
             let message = tokio::select! {
                 biased;
                 _ = &mut stopping => {
-                    self.flush(inbound).await;
+                    self.flush(inbound, member).await;
                     return Exit::Shutdown;
                 }
                 m = inbound.message() => m,
             };
             match message {
-                Ok(Some(Inbound::Batch(batch))) => crate::server::deliver_batch(remote, &batch, peer),
+                Ok(Some(Inbound::Batch(batch))) => {
+                    if remote.is_blocked(member) {
+                        crate::server::refuse_batch(remote, &batch, peer, member);
+                        return Exit::Broken(format!("the member {member} is blocked"));
+                    }
+                    crate::server::deliver_batch(remote, &batch, peer, member)
+                }
                 Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) }))) => {
                     return Exit::Broken("peer disconnected".into());
                 }
@@ -754,7 +812,7 @@ impl Writer {
     }
 
     /// Sends what is queued right now (graceful shutdown), within a bounded time.
-    async fn flush(&self, mut inbound: Streaming<Inbound>) {
+    async fn flush(&self, mut inbound: Streaming<Inbound>, member: &str) {
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
         {
@@ -768,7 +826,7 @@ impl Writer {
         let drained = async {
             while let Ok(Some(m)) = inbound.message().await {
                 if let Inbound::Batch(batch) = m {
-                    crate::server::deliver_batch(remote, &batch, peer);
+                    crate::server::deliver_batch(remote, &batch, peer, member);
                 }
             }
         };

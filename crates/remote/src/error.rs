@@ -1,6 +1,10 @@
 //! The crate's error type.
 
-use protoactor_actor::Pid;
+use protoactor_actor::{DeliveryFailureKind, Pid};
+
+/// Bytes of a frame kept for the batch around a message (type names,
+/// targets, headers): a message may use the configured frame size less this.
+pub(crate) const FRAME_OVERHEAD: usize = 1024;
 
 /// What can go wrong with remoting.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,14 +61,15 @@ pub enum Error {
 
     /// One message is larger than a frame may be.
     #[error(
-        "a `{type_name}` of {size} bytes exceeds the maximum frame size of {max} bytes; send smaller messages or raise `RemoteConfig::with_max_frame_size`"
+        "a `{type_name}` of {size} bytes (with its envelope) does not fit the configured maximum frame size of {max} bytes \
+         (less {FRAME_OVERHEAD} bytes kept for the batch around it); send smaller messages or raise `RemoteConfig::with_max_frame_size`"
     )]
     MessageTooLarge {
         /// The type.
         type_name: String,
-        /// Its encoded size.
+        /// Its encoded size, envelope included.
         size: usize,
-        /// The limit.
+        /// The configured limit (`RemoteConfig::with_max_frame_size`).
         max: usize,
     },
 
@@ -110,4 +115,19 @@ pub enum Error {
     /// The gRPC transport failed.
     #[error("transport error: {0}")]
     Transport(String),
+}
+
+impl Error {
+    /// The kind of delivery failure this error stands for, when it stops a
+    /// message from being delivered.
+    pub fn delivery_kind(&self) -> DeliveryFailureKind {
+        match self {
+            Error::NotSerializable { .. } | Error::Serialize { .. } => DeliveryFailureKind::NotSerializable,
+            Error::Deserialize { .. } => DeliveryFailureKind::Decode,
+            Error::UnknownTypeName(_) => DeliveryFailureKind::UnknownType,
+            Error::MessageTooLarge { .. } => DeliveryFailureKind::TooLarge,
+            Error::Tls(_) => DeliveryFailureKind::Tls,
+            _ => DeliveryFailureKind::Other,
+        }
+    }
 }

@@ -33,10 +33,12 @@
 //! Guarantees (ordering, what happens when a peer dies) are in
 //! `docs/semantics.md` at the repository root.
 
+#![forbid(unsafe_code)]
 mod activator;
 mod batch;
 mod codec;
 mod config;
+mod conn;
 mod endpoint;
 mod error;
 mod remote;
@@ -53,6 +55,7 @@ pub mod proto {
 
 pub use activator::ACTIVATOR;
 pub use config::{RemoteConfig, TlsConfig};
+pub use conn::ConnectionStats;
 pub use error::Error;
 pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};

@@ -10,19 +10,27 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use protoactor_actor::{
-    ActorSystem, AddressResolver, Envelope, Pid, Process, ProcessRef, Props, SystemMessage, Terminated,
-    TerminatedReason,
+    ActorSystem, AddressResolver, DeliveryFailure, DeliveryFailureKind, Envelope, Pid, Process, ProcessRef, Props,
+    SystemMessage, Terminated, TerminatedReason,
 };
 use tokio::sync::watch;
 
 use crate::activator::{ACTIVATOR, Activator};
 use crate::config::RemoteConfig;
-use crate::endpoint::Endpoint;
+use crate::conn::{ConnectionStats, Connections};
+use crate::endpoint::{Endpoint, Failed};
 use crate::error::Error;
 use crate::proto::{ActorPidRequest, ActorPidResponse, ResponseStatusCode};
 use crate::serialization::Serialization;
 use crate::server::RemotingServer;
 use crate::throttle_log::LogThrottle;
+
+/// Streams one inbound connection may carry at once (the protocol uses one).
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// How long a graceful shutdown waits for peers to hang up before it closes
+/// their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Published when an endpoint gives up on an address: its watchers got
 /// `Terminated(AddressTerminated)` and its pending requests failed.
@@ -30,7 +38,9 @@ use crate::throttle_log::LogThrottle;
 pub struct EndpointTerminated {
     /// The address that is gone.
     pub address: String,
-    /// Why.
+    /// Why, as a kind: what requests and messages to it fail with from now on.
+    pub kind: DeliveryFailureKind,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -57,9 +67,14 @@ pub(crate) struct RemoteInner {
     pub(crate) config: RemoteConfig,
     pub(crate) serialization: Serialization,
     endpoints: DashMap<Arc<str>, Arc<Endpoint>>,
-    /// Addresses whose endpoint terminated recently, and when.
-    terminated: DashMap<Arc<str>, Instant>,
+    /// Addresses whose endpoint terminated recently, when, and why.
+    terminated: DashMap<Arc<str>, (Instant, Failed)>,
     blocked: Mutex<HashMap<String, Instant>>,
+    /// Some member was ever blocked: only then is each batch checked.
+    any_blocked: AtomicBool,
+    /// Member id -> address, as learnt from handshakes both ways.
+    members: DashMap<String, Arc<str>>,
+    pub(crate) connections: Arc<Connections>,
     pub(crate) shutdown: watch::Sender<bool>,
     started: AtomicBool,
     shutting_down: AtomicBool,
@@ -72,16 +87,23 @@ impl RemoteInner {
     }
 
     pub(crate) fn is_blocked(&self, member_id: &str) -> bool {
-        self.blocked.lock().contains_key(member_id)
+        self.any_blocked.load(Ordering::Acquire) && self.blocked.lock().contains_key(member_id)
+    }
+
+    /// A handshake told us that `member_id` is at `address`.
+    pub(crate) fn learn_member(&self, member_id: &str, address: &str) {
+        if !member_id.is_empty() && !address.is_empty() {
+            self.members.insert(member_id.to_string(), Arc::from(address));
+        }
     }
 
     pub(crate) fn blocked_members(&self) -> Vec<String> {
         self.blocked.lock().keys().cloned().collect()
     }
 
-    pub(crate) fn log_decode_error(&self, peer: &str, error: &Error) {
+    pub(crate) fn log_decode_error(&self, peer: &str, member: &str, error: &Error) {
         if self.decode_errors.allow() {
-            tracing::warn!(%peer, %error, "received message dead-lettered");
+            tracing::warn!(%peer, %member, %error, "received message dead-lettered; its sender is told why");
         }
     }
 
@@ -90,14 +112,15 @@ impl RemoteInner {
         if let Some(e) = self.endpoints.get(address) {
             return e.value().clone();
         }
-        if let Some(at) = self.terminated.get(address)
-            && at.elapsed() < self.config.terminated_address_block
+        if let Some(entry) = self.terminated.get(address)
+            && entry.0.elapsed() < self.config.terminated_address_block
         {
-            return Arc::new(TerminatedAddress { system: self.system.clone() });
+            return Arc::new(TerminatedAddress { system: self.system.clone(), failed: entry.1.clone() });
         }
         self.terminated.remove(address);
         if self.is_shutting_down() {
-            return Arc::new(TerminatedAddress { system: self.system.clone() });
+            let failed = (DeliveryFailureKind::ShuttingDown, "remoting is shutting down on this system".to_string());
+            return Arc::new(TerminatedAddress { system: self.system.clone(), failed });
         }
         let address: Arc<str> = Arc::from(address);
         self.endpoints.entry(address.clone()).or_insert_with(|| Endpoint::start(self, address, false)).value().clone()
@@ -109,8 +132,8 @@ impl RemoteInner {
         if self.is_shutting_down() || address == &*self.system.address() {
             return None;
         }
-        if let Some(at) = self.terminated.get(address)
-            && at.elapsed() < self.config.terminated_address_block
+        if let Some(entry) = self.terminated.get(address)
+            && entry.0.elapsed() < self.config.terminated_address_block
         {
             return None;
         }
@@ -129,9 +152,9 @@ impl RemoteInner {
         generation.map(|g| (endpoint, g))
     }
 
-    pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint) {
+    pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint, failed: &Failed) {
         self.endpoints.remove_if(&endpoint.address, |_, e| std::ptr::eq(Arc::as_ptr(e), endpoint));
-        self.terminated.insert(endpoint.address.clone(), Instant::now());
+        self.terminated.insert(endpoint.address.clone(), (Instant::now(), failed.clone()));
     }
 
     /// A watched remote actor terminated: forget the watch on its endpoint.
@@ -146,11 +169,19 @@ impl RemoteInner {
 /// fast instead of storming a dead peer with reconnects.
 struct TerminatedAddress {
     system: ActorSystem,
+    failed: Failed,
 }
 
 impl Process for TerminatedAddress {
     fn send_user_message(&self, pid: &Pid, envelope: Envelope) {
-        self.system.dead_letter(pid, envelope);
+        match envelope.sender() {
+            Some(sender) => {
+                let (kind, reason) = self.failed.clone();
+                let failure = DeliveryFailure { target: pid.clone(), kind, reason };
+                self.system.send_user_message(sender, Envelope::new(failure));
+            }
+            None => self.system.dead_letter(pid, envelope),
+        }
     }
 
     fn send_system_message(&self, pid: &Pid, message: SystemMessage) {
@@ -205,7 +236,9 @@ impl Remote {
     /// Remoting for `system` with `config`; nothing listens until [`start`](Self::start).
     pub fn new(system: &ActorSystem, config: RemoteConfig) -> Self {
         let now = Instant::now();
-        let blocked = config.blocked_members.iter().map(|m| (m.clone(), now)).collect();
+        let blocked: HashMap<String, Instant> = config.blocked_members.iter().map(|m| (m.clone(), now)).collect();
+        let any_blocked = AtomicBool::new(!blocked.is_empty());
+        let connections = Connections::new(config.max_pending_connections, config.handshake_timeout);
         let (shutdown, _) = watch::channel(false);
         let mut serialization = config.serialization.clone();
         serialization.register_protobuf_named::<ActorPidRequest>("remote.ActorPidRequest");
@@ -217,6 +250,9 @@ impl Remote {
             endpoints: DashMap::new(),
             terminated: DashMap::new(),
             blocked: Mutex::new(blocked),
+            any_blocked,
+            members: DashMap::new(),
+            connections,
             shutdown,
             started: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -251,16 +287,19 @@ impl Remote {
 
         let service = RemotingServer { remote: self.inner.clone() };
         let mut shutdown = self.inner.shutdown.subscribe();
-        // `Server::tcp_nodelay` does not apply to a listener we bind ourselves;
-        // without this, replies from the server side wait on Nagle's algorithm.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut builder = tonic::transport::Server::builder();
+        // Our own accept loop: it caps connections that have not shaken
+        // hands, closes them at their deadline, and closes a blocked
+        // member's connections (see `conn`).
+        let incoming = self.inner.connections.clone().incoming(listener);
+        // One stream per peer and connection is all the protocol uses: a
+        // stranger gets no room for many streams that each buffer a handshake.
+        let mut builder = tonic::transport::Server::builder().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
         if let Some(tls) = &config.tls {
             builder = builder.tls_config(tls.server()).map_err(|e| {
                 Error::Tls(format!("the server cannot use the TLS configuration: {}", crate::config::error_chain(&e)))
             })?;
         }
-        let serve = builder.tcp_nodelay(true).add_service(service).serve_with_incoming_shutdown(incoming, async move {
+        let serve = builder.add_service(service).serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         });
         let task = system.runtime().spawn(async move {
@@ -284,10 +323,16 @@ impl Remote {
         }
         let _ = self.inner.shutdown.send(true);
         let server = self.server.lock().take();
-        if let Some(task) = server {
-            let wait = tokio::time::timeout(Duration::from_secs(if graceful { 10 } else { 1 }), task).await;
-            if wait.is_err() {
-                tracing::warn!("remoting server did not stop in time");
+        if let Some(mut task) = server {
+            // Peers are told to disconnect; one that does not (frozen, or
+            // gone without a word) is cut off after the grace period rather
+            // than holding the server's graceful shutdown for its full wait.
+            let grace = if graceful { SHUTDOWN_GRACE } else { Duration::ZERO };
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                self.inner.connections.close_all();
+                if tokio::time::timeout(Duration::from_secs(1), task).await.is_err() {
+                    tracing::warn!("remoting server did not stop in time");
+                }
             }
         }
         tracing::info!(address = %self.inner.system.address(), "remoting stopped");
@@ -308,9 +353,31 @@ impl Remote {
         &self.inner.serialization
     }
 
-    /// Refuses connections from `member_id` from now on.
+    /// Blocks `member_id`: it is heard no more. Its connections to this
+    /// system are closed now and new ones are refused at the handshake;
+    /// anything still arriving from it is dead-lettered with that reason;
+    /// the endpoint to it terminates (requests to it fail as
+    /// [`DeliveryFailureKind::BlockedMember`]).
     pub fn block(&self, member_id: &str) {
-        self.inner.blocked.lock().insert(member_id.to_string(), Instant::now());
+        let inner = &self.inner;
+        if inner.blocked.lock().insert(member_id.to_string(), Instant::now()).is_some() {
+            return;
+        }
+        inner.any_blocked.store(true, Ordering::Release);
+        let closed = inner.connections.close_member(member_id);
+        let address = inner.members.get(member_id).map(|a| a.value().clone());
+        tracing::info!(member = member_id, ?address, closed, "member blocked");
+        if let Some(address) = address
+            && let Some(endpoint) = inner.endpoints.get(&*address).map(|e| e.value().clone())
+        {
+            endpoint.terminate(DeliveryFailureKind::BlockedMember, &format!("the member {member_id} is blocked"));
+        }
+    }
+
+    /// How many inbound connections are open, and how many of them have not
+    /// completed a handshake.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.inner.connections.stats()
     }
 
     /// True if `member_id` is blocked.
@@ -325,7 +392,7 @@ impl Remote {
     pub fn terminate_endpoint(&self, address: &str, reason: &str) {
         let endpoint = self.inner.endpoints.get(address).map(|e| e.value().clone());
         if let Some(endpoint) = endpoint {
-            endpoint.terminate(reason);
+            endpoint.terminate(DeliveryFailureKind::EndpointGone, reason);
         }
     }
 

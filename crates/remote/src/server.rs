@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use protoactor_actor::{Envelope, Pid, SystemMessage};
+use protoactor_actor::{DeliveryFailure, Envelope, Pid, SystemMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
@@ -16,6 +16,7 @@ use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
+use crate::conn::FirstMessageLimit;
 use crate::endpoint::{Endpoint, OutboundStream};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectResponse, RemoteMessage, connect_request};
@@ -33,15 +34,13 @@ pub(crate) const RECEIVE_PATH: &str = "/remote.Remoting/Receive";
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<Outbound, Status>> + Send>>;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl NamedService for RemotingServer {
     const NAME: &'static str = "remote.Remoting";
 }
 
 impl<B> Service<http::Request<B>> for RemotingServer
 where
-    B: Body + Send + 'static,
+    B: Body<Data = bytes::Bytes> + Unpin + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -57,6 +56,7 @@ where
             return Box::pin(async { Ok(Status::unimplemented("only remote.Remoting/Receive is served").into_http()) });
         }
         let max = self.remote.config.max_frame_size;
+        let request = request.map(|body| FirstMessageLimit::new(body, self.remote.config.max_handshake_size));
         let mut grpc = tonic::server::Grpc::new(WireCodec).apply_max_message_size_config(Some(max), Some(max));
         let service = ReceiveService { remote: self.remote.clone() };
         Box::pin(async move { Ok(grpc.streaming(service, request).await) })
@@ -106,7 +106,7 @@ async fn accept(
     let refuse = |decide: oneshot::Sender<ResponseStream>, status: Status| {
         let _ = decide.send(Box::pin(futures_util::stream::iter([Err(status)])));
     };
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.message()).await;
+    let first = tokio::time::timeout(remote.config.handshake_timeout, inbound.message()).await;
     let connection = match first {
         Ok(Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::ConnectRequest(c)) })))) => {
             c.connection_type
@@ -138,6 +138,8 @@ async fn accept(
         return;
     }
     tracing::debug!(member = %member_id, %address, "inbound stream connected");
+    remote.connections.handshaken(peer, &member_id);
+    remote.learn_member(&member_id, &address);
     // Our messages to the peer may ride back on its connection, but only if
     // it really is at the address it claims: otherwise anyone could draw
     // another member's traffic to themselves.
@@ -166,7 +168,7 @@ async fn accept(
             Attached::Control(tx)
         }
     };
-    read_inbound(remote, inbound, address, shutdown, attached).await;
+    read_inbound(remote, inbound, address, member_id, shutdown, attached).await;
 }
 
 /// What carries our side of an inbound connection.
@@ -198,6 +200,7 @@ async fn read_inbound(
     remote: Arc<RemoteInner>,
     mut inbound: Streaming<Inbound>,
     address: String,
+    member_id: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     attached: Attached,
 ) {
@@ -230,7 +233,13 @@ async fn read_inbound(
             }, if deadline.is_some() => break,
         };
         match next {
-            Ok(Some(Inbound::Batch(batch))) => deliver_batch(&remote, &batch, &address),
+            Ok(Some(Inbound::Batch(batch))) => {
+                if remote.is_blocked(&member_id) {
+                    refuse_batch(&remote, &batch, &address, &member_id);
+                    break;
+                }
+                deliver_batch(&remote, &batch, &address, &member_id)
+            }
             Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
             | Ok(None) => break,
             Ok(Some(other)) => tracing::debug!(%address, "ignoring unexpected message on an inbound stream: {other:?}"),
@@ -250,7 +259,7 @@ async fn read_inbound(
 
 /// Delivers every envelope of a batch; a bad envelope is logged and skipped,
 /// never the whole stream.
-pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str) {
+pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
     let system = &remote.system;
     let local = system.address();
     let _span = tracing::trace_span!("remote.receive", peer = peer_address, messages = batch.envelopes.len()).entered();
@@ -286,7 +295,7 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                 system.send_system_message(pid, message);
             }
             Err(error) => {
-                remote.log_decode_error(peer_address, &error);
+                remote.log_decode_error(peer_address, peer_member, &error);
                 let type_name = usize::try_from(envelope.type_id)
                     .ok()
                     .and_then(|i| batch.type_names.get(i))
@@ -297,13 +306,55 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
                     .and_then(|i| targets.get(i))
                     .cloned()
                     .unwrap_or_else(|| system.dead_letter_pid());
-                let undelivered = UndeliveredRemoteMessage { type_name, data: batch.data(envelope).to_vec() };
-                // With its sender, so a waiting request fails at once instead of timing out.
-                let sender = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)).cloned();
+                let kind = error.delivery_kind();
+                let reason = match &error {
+                    crate::Error::UnknownTypeName(name) => format!(
+                        "the receiving system {local} does not know the message type `{name}`: register it there too \
+                         (`RemoteConfig::with_protobuf` / `with_json`)"
+                    ),
+                    other => format!("the receiving system {local} could not read the message: {other}"),
+                };
+                let data = batch.data(envelope).to_vec();
+                let undelivered = UndeliveredRemoteMessage { type_name, data, kind, reason: reason.clone() };
                 flush(run, &mut pending);
-                system.dead_letter(&target, Envelope::new(undelivered).with_sender(sender));
+                // The sender learns why at once (a waiting request fails with
+                // this kind instead of timing out); the dead letter keeps the bytes.
+                if let Some(sender) = wire::sender_index(envelope.sender).and_then(|i| senders.get(i)) {
+                    let failure = DeliveryFailure { target: target.clone(), kind, reason };
+                    system.send_user_message(sender, Envelope::new(failure));
+                }
+                system.dead_letter(&target, Envelope::new(undelivered));
             }
         }
     }
     flush(run, &mut pending);
+}
+
+/// A batch from a member that is blocked: nothing of it is delivered; each
+/// message is a dead letter saying why.
+pub(crate) fn refuse_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
+    let system = &remote.system;
+    let local = system.address();
+    tracing::info!(
+        member = peer_member,
+        peer = peer_address,
+        messages = batch.envelopes.len(),
+        "refused a batch from a blocked member"
+    );
+    let reason = format!("the sending member {peer_member} ({peer_address}) is blocked");
+    for envelope in &batch.envelopes {
+        let type_name =
+            usize::try_from(envelope.type_id).ok().and_then(|i| batch.type_names.get(i)).cloned().unwrap_or_default();
+        let target = usize::try_from(envelope.target)
+            .ok()
+            .and_then(|i| batch.targets.get(i))
+            .map_or_else(|| system.dead_letter_pid(), |t| Pid::new(local.clone(), t.as_str()));
+        let undelivered = UndeliveredRemoteMessage {
+            type_name,
+            data: batch.data(envelope).to_vec(),
+            kind: protoactor_actor::DeliveryFailureKind::BlockedMember,
+            reason: reason.clone(),
+        };
+        system.dead_letter(&target, Envelope::new(undelivered));
+    }
 }

@@ -4,8 +4,8 @@
 use prost::Message as _;
 use protoactor_actor::proto as actor_proto;
 use protoactor_actor::{
-    AnyMessage, DeadLetterResponse, DeliveryFailure, Envelope, MessageHeader, Pid, PoisonPill, SystemMessage,
-    Terminated, TerminatedReason,
+    AnyMessage, DeadLetterResponse, DeliveryFailure, DeliveryFailureKind, Envelope, MessageHeader, Pid, PoisonPill,
+    SystemMessage, Terminated, TerminatedReason,
 };
 
 use crate::codec::{InBatch, InEnvelope};
@@ -20,6 +20,10 @@ pub struct UndeliveredRemoteMessage {
     pub type_name: String,
     /// Its encoded bytes.
     pub data: Vec<u8>,
+    /// Why it was not delivered.
+    pub kind: DeliveryFailureKind,
+    /// The reason in words (empty if there is nothing to add to `kind`).
+    pub reason: String,
 }
 
 pub(crate) const WATCH: &str = "actor.Watch";
@@ -28,6 +32,7 @@ pub(crate) const TERMINATED: &str = "actor.Terminated";
 pub(crate) const STOP: &str = "actor.Stop";
 pub(crate) const POISON_PILL: &str = "actor.PoisonPill";
 pub(crate) const DEAD_LETTER_RESPONSE: &str = "actor.DeadLetterResponse";
+pub(crate) const DELIVERY_FAILURE: &str = "remote.DeliveryFailure";
 
 /// Encodes a local pid for the wire: pids of this system travel with an empty
 /// address, which the receiver fills with ours.
@@ -80,9 +85,13 @@ pub(crate) fn encode_user(
         encode_proto(&actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) }, into);
         DEAD_LETTER_RESPONSE
     } else if let Some(r) = envelope.message_as::<DeliveryFailure>() {
-        // The wire has no failure reason; the remote requester fails fast as a dead letter.
-        encode_proto(&actor_proto::DeadLetterResponse { target: Some(pid_to_wire(&r.target, local_address)) }, into);
-        DEAD_LETTER_RESPONSE
+        let m = crate::proto::DeliveryFailure {
+            target: Some(pid_to_wire(&r.target, local_address)),
+            kind: r.kind.code(),
+            reason: r.reason.clone(),
+        };
+        encode_proto(&m, into);
+        DELIVERY_FAILURE
     } else {
         return Err(Error::NotSerializable { type_name: envelope.type_name() });
     };
@@ -146,7 +155,9 @@ pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &InBatch) 
         .type_names
         .iter()
         .map(|name| match name.as_str() {
-            WATCH | UNWATCH | TERMINATED | STOP | POISON_PILL | DEAD_LETTER_RESPONSE => TypeSlot::Builtin,
+            WATCH | UNWATCH | TERMINATED | STOP | POISON_PILL | DEAD_LETTER_RESPONSE | DELIVERY_FAILURE => {
+                TypeSlot::Builtin
+            }
             other => serialization.lookup(other).map(|e| TypeSlot::Registered(e)).unwrap_or(TypeSlot::Unknown),
         })
         .collect()
@@ -214,6 +225,12 @@ pub(crate) fn decode_envelope(
             let m = actor_proto::DeadLetterResponse::decode(data).map_err(proto_err)?;
             let t = m.target.ok_or_else(|| bad("DeadLetterResponse without target"))?;
             AnyMessage::new(DeadLetterResponse { target: pid_from_wire(&t, peer_address) })
+        }
+        DELIVERY_FAILURE => {
+            let m = crate::proto::DeliveryFailure::decode(data).map_err(proto_err)?;
+            let t = m.target.ok_or_else(|| bad("DeliveryFailure without target"))?;
+            let kind = DeliveryFailureKind::from_code(m.kind);
+            AnyMessage::new(DeliveryFailure { target: pid_from_wire(&t, peer_address), kind, reason: m.reason })
         }
         other => return Err(Error::UnknownTypeName(other.to_string())),
     };

@@ -23,6 +23,7 @@
 //! # let _ = port;
 //! ```
 
+#![forbid(unsafe_code)]
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod etcd;

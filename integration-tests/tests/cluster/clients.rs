@@ -55,6 +55,8 @@ async fn late_client_joins_and_calls() {
     let tc = TestCluster::start(&kinds).await;
     let late = start_client(test_config(&tc.agent, &kinds)).await;
     assert!(wait_members(&[&late], 3).await, "the late client sees the three members");
+    assert!(!late.hosts_kind("echo"), "a client hosts nothing, though its config lists the kind");
+    assert!(tc.members.iter().all(|m| m.hosts_kind("echo")), "members host it");
     let pong: Pong = late.request("late", "echo", Ping { message: "hi".into() }).await.expect("pong");
     assert_eq!(pong.identity, "late");
     assert_ne!(pong.address, &*late.address());

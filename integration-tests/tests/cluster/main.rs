@@ -1,6 +1,7 @@
 //! Multi-member cluster tests, one module per subject, in one test binary
 //! (one link instead of one per file: faster and smaller builds).
 
+#![forbid(unsafe_code)]
 mod activation;
 mod churn;
 mod clients;

@@ -127,3 +127,51 @@ async fn a_grain_whose_stop_hook_panics_can_be_activated_again() {
     assert_eq!(again.count, 1, "a fresh activation, not the stopped one");
     tc.shutdown().await;
 }
+
+/// A request whose retry is pausing (30 s backoff) starts its next attempt
+/// when the topology changes, not when the backoff is over: the member that
+/// hosted its grain is stopped abruptly, the request finds nobody to answer
+/// and pauses, and the provider then drops the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_starts_when_the_topology_changes_not_after_its_backoff() {
+    init_tracing();
+    let agent = protoactor_cluster::InMemoryAgent::new();
+    let activations = Arc::new(Activations::default());
+    let kinds = [echo_kind("echo", &activations)];
+    let slow_retry =
+        protoactor_cluster::RetryPolicy::new(20, Duration::from_secs(30)).with_max_backoff(Duration::from_secs(30));
+    let config = || test_config(&agent, &kinds).with_retry(slow_retry).with_request_deadline(Duration::from_secs(120));
+    let a = start_member(config()).await;
+    let b = start_member(config()).await;
+    assert!(wait_members(&[&a, &b], 2).await);
+    // A grain that lives on b.
+    let mut on_b = None;
+    for i in 0..200 {
+        let id = format!("g-{i}");
+        let pong: Pong = a.request(&id, "echo", Ping { message: "warm".into() }).await.expect("warm-up");
+        if pong.address == *b.address() {
+            on_b = Some(id);
+            break;
+        }
+    }
+    let id = on_b.expect("some grain lands on b");
+    tokio::time::timeout(Duration::from_secs(10), b.shutdown(false)).await.expect("abrupt stop in time");
+    let started = Instant::now();
+    let request = {
+        let a = a.clone();
+        let id = id.clone();
+        tokio::spawn(async move { a.request::<Pong, _>(&id, "echo", Ping { message: "after".into() }).await })
+    };
+    // Let the request fail against b and begin its pause (pacing only: if
+    // the topology changes first, it simply never pauses).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.deregister(b.id());
+    let pong = tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("the retry woke on the topology change, well before its 30 s backoff")
+        .expect("task")
+        .expect("the grain answers from a");
+    assert_eq!(pong.address, *a.address());
+    tracing::info!(took = ?started.elapsed(), "request across the member's loss");
+    a.shutdown(true).await;
+}

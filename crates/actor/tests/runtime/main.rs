@@ -1,6 +1,7 @@
 //! The integration tests of `protoactor-actor`, one module per subject, in one
 //! test binary (one link instead of one per file: faster and smaller builds).
 
+#![forbid(unsafe_code)]
 mod common;
 
 mod context_ops;

@@ -4,7 +4,8 @@
 //! `remote-test-peer [PORT]` (default 0: any free port) serves an actor named
 //! `echo` that answers each `Ping` with a `Pong` after the ping's delay,
 //! prints `READY <address>` and runs until it is killed or its stdin closes
-//! (so a test that dies leaves no orphan behind).
+//! (so a test that dies leaves no orphan behind). `PEER_MAX_PENDING` and
+//! `PEER_HANDSHAKE_TIMEOUT_MS` set the port's guards.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -47,7 +48,15 @@ async fn main() -> ExitCode {
         }
     };
     let system = ActorSystem::new();
-    let remote = Remote::new(&system, peer_protocol::register(RemoteConfig::bind("127.0.0.1", port)));
+    // Knobs for the bad-input tests (a binary from before they existed ignores them).
+    let mut config = peer_protocol::register(RemoteConfig::bind("127.0.0.1", port));
+    if let Some(max) = std::env::var("PEER_MAX_PENDING").ok().and_then(|v| v.parse().ok()) {
+        config = config.with_max_pending_connections(max);
+    }
+    if let Some(ms) = std::env::var("PEER_HANDSHAKE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
+        config = config.with_handshake_timeout(Duration::from_millis(ms));
+    }
+    let remote = Remote::new(&system, config);
     let address = match remote.start().await {
         Ok(address) => address,
         Err(e) => {

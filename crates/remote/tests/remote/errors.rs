@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use protoactor_actor::prelude::*;
-use protoactor_actor::{DeadLetterEvent, MessageHeader};
+use protoactor_actor::{DeadLetterEvent, DeliveryFailureKind, MessageHeader};
 use protoactor_remote::{EndpointConnected, EndpointTerminated, UndeliveredRemoteMessage};
 use tokio::sync::mpsc;
 
@@ -60,7 +60,8 @@ async fn unregistered_type_fails_at_the_sender_at_once() {
     let result = a.system.root().request_future::<Pong, _>(&echo, NotRegistered(1), Duration::from_secs(30)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "fails at once: {:?}", started.elapsed());
     match result {
-        Err(Error::DeliveryFailed { target, reason }) => {
+        Err(Error::DeliveryFailed { target, kind, reason }) => {
+            assert_eq!(kind, DeliveryFailureKind::NotSerializable);
             assert_eq!(target, echo);
             assert!(reason.contains("NotRegistered"), "names the type: {reason}");
             assert!(reason.contains("with_json") && reason.contains("with_protobuf"), "says how: {reason}");
@@ -114,8 +115,13 @@ async fn message_just_under_the_frame_limit_arrives_and_one_over_fails_at_the_se
     let result = a.system.root().request_future::<Text, _>(&echo, too_big.clone(), Duration::from_secs(30)).await;
     assert!(started.elapsed() < Duration::from_secs(2), "fails at once: {:?}", started.elapsed());
     match result {
-        Err(Error::DeliveryFailed { reason, .. }) => {
-            assert!(reason.contains("exceeds the maximum frame size"), "{reason}");
+        Err(Error::DeliveryFailed { kind, reason, .. }) => {
+            assert_eq!(kind, DeliveryFailureKind::TooLarge);
+            let limit = format!("configured maximum frame size of {MAX} bytes");
+            assert!(reason.contains(&limit), "quotes the configured limit: {reason}");
+            let size = too_big.0.len() + 2;
+            let quoted = reason.split(" of ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+            assert!(quoted.is_some_and(|n: usize| n >= size && n < size + 256), "quotes the message's size: {reason}");
             assert!(reason.contains("with_max_frame_size"), "says what to do: {reason}");
         }
         other => panic!("expected DeliveryFailed, got {other:?}"),
@@ -141,7 +147,12 @@ async fn message_just_under_the_default_4_mib_limit_arrives() {
     assert_eq!(back, fits);
     let over = Text("y".repeat(over_limit_text(4 * 1024 * 1024)));
     let result = a.system.root().request_future::<Text, _>(&b.pid("echo"), over, WAIT).await;
-    assert!(matches!(result, Err(Error::DeliveryFailed { .. })), "{result:?}");
+    match &result {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::TooLarge, reason, .. }) => {
+            assert!(reason.contains("configured maximum frame size of 4194304 bytes"), "{reason}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
     a.stop().await;
     b.stop().await;
 }
@@ -204,17 +215,21 @@ async fn request_of_a_type_unknown_to_the_receiver_fails_fast() {
     let started = Instant::now();
     let result =
         a.system.root().request_future::<Pong, _>(&b.pid("echo"), OnlyOnSender(1), Duration::from_secs(10)).await;
-    assert!(
-        matches!(result, Err(Error::DeadLetter { .. }) | Err(Error::DeliveryFailed { .. })),
-        "the receiver could not decode it; the requester should learn at once: {result:?}"
-    );
+    match &result {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::UnknownType, reason, target }) => {
+            assert_eq!(target, &b.pid("echo"));
+            assert!(reason.contains("does not know the message type `test.OnlyOnSender`"), "names the type: {reason}");
+            assert!(reason.contains(&*b.address), "names the receiver: {reason}");
+        }
+        other => panic!("the receiver does not know the type; the requester learns that at once: {other:?}"),
+    }
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     a.stop().await;
     b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_requests_to_a_peer_that_dies_fail_fast_with_dead_letter() {
+async fn pending_requests_to_a_peer_that_dies_fail_fast_as_endpoint_gone() {
     let a = Node::start(impatient()).await;
     let b = Node::start(config()).await;
     // The recorder does not answer WhoAreYou: those requests stay pending.
@@ -235,7 +250,10 @@ async fn pending_requests_to_a_peer_that_dies_fail_fast_with_dead_letter() {
     let late: Vec<_> =
         (0..N).map(|n| a.system.root().request_future::<Identity, _>(&silent, WhoAreYou(n), timeout)).collect();
     for (i, r) in futures_util::future::join_all(pending.into_iter().chain(late)).await.into_iter().enumerate() {
-        assert!(matches!(r, Err(Error::DeadLetter { .. })), "request {i}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::EndpointGone, .. })),
+            "request {i}: {r:?}"
+        );
     }
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -247,7 +265,7 @@ async fn pending_requests_to_a_peer_that_dies_fail_fast_with_dead_letter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sends_during_the_terminated_address_window_go_to_dead_letters() {
+async fn sends_during_the_terminated_address_window_fail_as_endpoint_gone() {
     let a = Node::start(impatient().with_terminated_address_block(Duration::from_secs(60))).await;
     let b = Node::start(config()).await;
     b.echo("echo");
@@ -265,7 +283,7 @@ async fn sends_during_the_terminated_address_window_go_to_dead_letters() {
     assert_eq!(d.sender, None);
     let started = Instant::now();
     let r = a.system.root().request_future::<Pong, _>(&echo, Ping(6), Duration::from_secs(30)).await;
-    assert!(matches!(r, Err(Error::DeadLetter { .. })), "{r:?}");
+    assert!(matches!(r, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::EndpointGone, .. })), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
 
     // Even with a system listening there again, the window holds: no new
@@ -273,7 +291,10 @@ async fn sends_during_the_terminated_address_window_go_to_dead_letters() {
     let b2 = Node::start(config_on(port)).await;
     b2.echo("echo");
     let r = a.system.root().request_future::<Pong, _>(&echo, Ping(7), Duration::from_secs(30)).await;
-    assert!(matches!(r, Err(Error::DeadLetter { .. })), "still blocked: {r:?}");
+    assert!(
+        matches!(r, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::EndpointGone, .. })),
+        "still blocked: {r:?}"
+    );
     a.stop().await;
     b2.stop().await;
 }
@@ -323,4 +344,88 @@ async fn traffic_resumes_when_a_new_system_binds_the_same_port() {
     let _: Pong = b2.system.root().request_future(&a_echo, Ping(1), WAIT).await.expect("B2 reaches A");
     a.stop().await;
     b2.stop().await;
+}
+
+/// The same wire name with another shape on each side: B knows the name but
+/// cannot read A's bytes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ShapeOnSender(String);
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ShapeOnReceiver {
+    #[allow(dead_code)]
+    n: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_the_receiver_cannot_decode_fails_fast_as_a_decode_error() {
+    let a = Node::start(config().with_json::<ShapeOnSender>("test.Shape")).await;
+    let b = Node::start(config().with_json::<ShapeOnReceiver>("test.Shape")).await;
+    b.echo("echo");
+    let (_sub, mut dead) = dead_letters(&b.system);
+    let result = a
+        .system
+        .root()
+        .request_future::<Pong, _>(&b.pid("echo"), ShapeOnSender("x".into()), Duration::from_secs(30))
+        .await;
+    match &result {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::Decode, reason, .. }) => {
+            assert!(reason.contains("test.Shape"), "names the type: {reason}");
+        }
+        other => panic!("expected a decode failure: {other:?}"),
+    }
+    let d = recv_matching(&mut dead, "the undecodable request at B", |d| d.undelivered.clone()).await;
+    assert_eq!(d.kind, DeliveryFailureKind::Decode);
+    assert_eq!(d.data, br#""x""#.to_vec(), "the bytes are kept");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_terminated_carries_its_kind_and_reason() {
+    let a = Node::start(impatient()).await;
+    let b = Node::start(config()).await;
+    b.echo("echo");
+    let _: Pong = a.system.root().request_future(&b.pid("echo"), Ping(0), WAIT).await.expect("connected");
+    let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
+    b.stop().await;
+    let event = recv(&mut ended, "EndpointTerminated").await;
+    assert_eq!(event.kind, DeliveryFailureKind::EndpointGone, "{event:?}");
+    assert!(event.reason.contains("connection attempts failed"), "{event:?}");
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_endpoint_queue_fails_requests_as_queue_full() {
+    // Nobody listens at the address: messages wait in the endpoint's queue of one.
+    let a = Node::start(config().with_endpoint_queue_size(1).with_retries(50, Duration::from_millis(200))).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let nowhere = Pid::new(format!("127.0.0.1:{port}").as_str(), "echo");
+    a.system.root().send(&nowhere, Ping(1));
+    let result = a.system.root().request_future::<Pong, _>(&nowhere, Ping(2), Duration::from_secs(30)).await;
+    match &result {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::QueueFull, reason, .. }) => {
+            assert!(reason.contains("is full (1 messages)"), "{reason}");
+        }
+        other => panic!("expected QueueFull: {other:?}"),
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_after_remoting_shut_down_fail_as_shutting_down() {
+    let (a, b) = pair().await;
+    b.echo("echo");
+    let _: Pong = a.system.root().request_future(&b.pid("echo"), Ping(0), WAIT).await.expect("connected");
+    let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
+    a.remote.shutdown(true).await;
+    // The endpoint flushes what was queued, then terminates.
+    let event = recv(&mut ended, "EndpointTerminated on A").await;
+    assert_eq!(event.kind, DeliveryFailureKind::ShuttingDown, "{event:?}");
+    let result = a.system.root().request_future::<Pong, _>(&b.pid("echo"), Ping(1), Duration::from_secs(30)).await;
+    assert!(
+        matches!(&result, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::ShuttingDown, .. })),
+        "{result:?}"
+    );
+    a.system.shutdown().await;
+    b.stop().await;
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use prost::bytes::{Buf, BufMut};
 use protoactor_actor::prelude::*;
-use protoactor_actor::{DeadLetterEvent, Subscription};
+use protoactor_actor::{DeadLetterEvent, DeliveryFailureKind, Subscription};
 use protoactor_remote::proto::remote_message::MessageType;
 use protoactor_remote::proto::remoting_client::RemotingClient;
 use protoactor_remote::proto::{
@@ -41,15 +41,19 @@ async fn blocked_system_is_refused_while_others_keep_talking() {
     let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
     let started = Instant::now();
     let refused = a.system.root().request_future::<Pong, _>(&echo, Ping(1), Duration::from_secs(30)).await;
-    assert!(matches!(refused, Err(Error::DeadLetter { .. })), "A's request fails: {refused:?}");
+    assert!(
+        matches!(refused, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::BlockedMember, .. })),
+        "A's request fails as blocked: {refused:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "no hang: {:?}", started.elapsed());
     let event = recv(&mut ended, "EndpointTerminated on A").await;
     assert_eq!(event.address, b.address);
     assert!(event.reason.contains("block"), "the reason says why: {}", event.reason);
+    assert_eq!(event.kind, DeliveryFailureKind::BlockedMember);
 
     // Later sends fail fast too.
     let again = a.system.root().request_future::<Pong, _>(&echo, Ping(2), Duration::from_secs(30)).await;
-    assert!(matches!(again, Err(Error::DeadLetter { .. })), "{again:?}");
+    assert!(matches!(again, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::BlockedMember, .. })), "{again:?}");
     for n in 0..20 {
         let pong: Pong = c.system.root().request_future(&echo, Ping(n), WAIT).await.expect("C still talks to B");
         assert_eq!(pong, Pong(n));

@@ -103,8 +103,14 @@ async fn spawn_on_an_address_nobody_listens_on_fails_fast() {
     let started = Instant::now();
     let result = a.remote.spawn(&format!("127.0.0.1:{port}"), "echo", Duration::from_secs(30)).await;
     assert!(
-        matches!(result, Err(RemoteError::Request(Error::DeadLetter { .. }))),
-        "the endpoint gives up and the request fails as a dead letter: {result:?}"
+        matches!(
+            result,
+            Err(RemoteError::Request(Error::DeliveryFailed {
+                kind: protoactor_actor::DeliveryFailureKind::EndpointGone,
+                ..
+            }))
+        ),
+        "the endpoint gives up and the request fails as endpoint gone: {result:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10), "well before the timeout: {:?}", started.elapsed());
     a.stop().await;

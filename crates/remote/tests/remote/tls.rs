@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use protoactor_actor::DeliveryFailureKind;
 use protoactor_actor::prelude::*;
 use protoactor_remote::{EndpointTerminated, Remote, RemoteConfig, TlsConfig};
 use rcgen::{
@@ -109,17 +110,21 @@ async fn assert_round_trips(from: &ActorSystem, echo: &Pid) {
 /// A request from `from` to `echo` fails as a dead letter (the endpoint gave
 /// up: the connection was refused) well before its timeout, and the endpoint
 /// is reported terminated. Returns the termination reason.
-async fn assert_refused(from: &ActorSystem, echo: &Pid) -> String {
+async fn assert_refused(from: &ActorSystem, echo: &Pid, kind: DeliveryFailureKind) -> String {
     let (_subscription, mut terminated) = from.event_stream().subscribe_channel::<EndpointTerminated>();
     let started = Instant::now();
     let result = from.root().request_future::<Pong, _>(echo, Ping(1), Duration::from_secs(30)).await;
-    assert!(matches!(result, Err(protoactor_actor::Error::DeadLetter { .. })), "expected a refusal, got {result:?}");
+    assert!(
+        matches!(&result, Err(protoactor_actor::Error::DeliveryFailed { kind: k, .. }) if *k == kind),
+        "expected a refusal as {kind:?}, got {result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15), "refusal took {:?}", started.elapsed());
     let event = tokio::time::timeout(Duration::from_secs(5), terminated.recv())
         .await
         .expect("EndpointTerminated in time")
         .expect("event stream open");
     assert_eq!(event.address, echo.address());
+    assert_eq!(event.kind, kind, "{event:?}");
     event.reason
 }
 
@@ -160,7 +165,9 @@ async fn tls_server_refuses_a_plain_text_peer_and_keeps_serving() {
     let (_b, rb, echo_b) = node_with_echo(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
     let (plain, rplain) = started(config()).await;
 
-    assert_refused(&plain, &echo_b).await;
+    // A TLS server just hangs up on a plain-text client, which cannot tell
+    // that from a peer that went away.
+    assert_refused(&plain, &echo_b, DeliveryFailureKind::EndpointGone).await;
 
     // The refused peer did not disturb the server: a TLS peer still gets through.
     let (good, rgood) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
@@ -202,7 +209,7 @@ async fn tls_client_refuses_a_plain_text_server() {
     let (_b, rb, echo_b) = node_with_echo(config()).await;
     let (a, ra) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
 
-    assert_refused(&a, &echo_b).await;
+    assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
 
     ra.shutdown(false).await;
     rb.shutdown(true).await;
@@ -216,7 +223,7 @@ async fn server_with_a_certificate_from_another_ca_is_refused() {
     let (_b, rb, echo_b) = node_with_echo(config().with_tls(tls(&other.loopback_node(), &other))).await;
     let (a, ra) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
 
-    let reason = assert_refused(&a, &echo_b).await;
+    let reason = assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
     assert!(reason.to_lowercase().contains("certificate"), "the reason should name the certificate: {reason}");
 
     ra.shutdown(false).await;
@@ -259,7 +266,7 @@ async fn mutual_tls_refuses_a_client_certificate_from_another_ca() {
     let (rstrict, strict, mut strict_got) =
         node_with_recorder(config().with_tls(tls(&ca.loopback_node(), &ca).require_client_auth(true))).await;
     let (a2, ra2) = started(stranger()).await;
-    assert_refused(&a2, &strict).await;
+    assert_refused(&a2, &strict, DeliveryFailureKind::Tls).await;
     assert!(strict_got.try_recv().is_err(), "nothing from the refused peer was delivered");
 
     // And a peer with a certificate from the right CA is served, both ways.
@@ -283,7 +290,7 @@ async fn domain_name_overrides_the_name_verified() {
     let (_b, rb, echo_b) = node_with_echo(config().with_tls(tls(&ca.node(&["node-b.test"]), &ca))).await;
 
     let (a, ra) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
-    assert_refused(&a, &echo_b).await;
+    assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
 
     let (named, rnamed) =
         started(config().with_tls(tls(&ca.loopback_node(), &ca).with_domain_name("node-b.test"))).await;
