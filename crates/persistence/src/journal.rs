@@ -173,16 +173,22 @@ impl<S: EventSourced> Journal<S> {
     /// [`recover`](Self::recover) for the actor behind `ctx`: a conflict on a
     /// later [`persist`](Self::persist) also stops that actor, since a newer
     /// activation owns the journal.
-    pub async fn recover_in(
+    ///
+    /// The returned future does not borrow `ctx` (a `Context` is not `Sync`,
+    /// so a borrow held across the await would make `receive` not `Send`).
+    pub fn recover_in(
         ctx: &Context,
         provider: Arc<dyn Provider>,
         actor_id: impl Into<String> + fmt::Debug,
         policy: SnapshotPolicy,
-    ) -> Result<Self, Error> {
+    ) -> impl Future<Output = Result<Self, Error>> + Send + 'static {
         let owner = (ctx.system().clone(), ctx.self_pid().clone());
-        let mut journal = Self::recover(provider, actor_id, policy).await?;
-        journal.owner = Some(owner);
-        Ok(journal)
+        let actor_id: String = actor_id.into();
+        async move {
+            let mut journal = Self::recover(provider, actor_id, policy).await?;
+            journal.owner = Some(owner);
+            Ok(journal)
+        }
     }
 
     /// The current state.

@@ -63,11 +63,20 @@ impl<T: Serialize + DeserializeOwned + Default + Send + 'static> PersistentState
 
     /// [`load`](Self::load) for the actor behind `ctx`, which is stopped if
     /// a save conflicts with another activation.
-    pub async fn load_in(ctx: &Context, provider: Arc<dyn Provider>, actor_id: &str) -> Result<Self, Error> {
+    ///
+    /// The returned future does not borrow `ctx` (a `Context` is not `Sync`).
+    pub fn load_in(
+        ctx: &Context,
+        provider: Arc<dyn Provider>,
+        actor_id: &str,
+    ) -> impl Future<Output = Result<Self, Error>> + Send + 'static {
         let owner = (ctx.system().clone(), ctx.self_pid().clone());
-        let mut state = Self::load(provider, actor_id).await?;
-        state.owner = Some(owner);
-        Ok(state)
+        let actor_id = actor_id.to_string();
+        async move {
+            let mut state = Self::load(provider, &actor_id).await?;
+            state.owner = Some(owner);
+            Ok(state)
+        }
     }
 
     /// The current value.
