@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod harness;
 mod ordering;
+pub mod peer_protocol;
 
 pub use harness::{CountingLookup, Node, TestCluster};
 pub use ordering::{AggregatorStats, GetStats, SendTo, SendToResult, Seq, aggregator_kind, spawn_sender};

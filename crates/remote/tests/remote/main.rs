@@ -2,13 +2,10 @@
 //! test binary (one link instead of one per file: faster and smaller builds).
 
 mod common;
-#[path = "../bin/peer_protocol.rs"]
-mod peer_protocol;
 
 mod errors;
 mod fuzz_smoke;
 mod messaging;
-mod process_death;
 mod security;
 mod smoke;
 mod spawn;

@@ -12,7 +12,7 @@ use protoactor_remote::{EndpointTerminated, Remote, RemoteConfig};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::peer_protocol::{self, Ping, Pong, READY};
+use protoactor_integration_tests::peer_protocol::{self, Ping, Pong, READY};
 
 const PEER_BINARY: &str = env!("CARGO_BIN_EXE_remote-test-peer");
 
