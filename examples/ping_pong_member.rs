@@ -45,7 +45,7 @@ use std::time::Duration;
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider, DEFAULT_PORT};
-use protoactor_codegen::runtime::GrainError;
+use protoactor_grain::GrainError;
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 
 #[path = "ping_pong/common.rs"]

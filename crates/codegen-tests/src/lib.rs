@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity, InMemoryAgent, InMemoryProvider, Kind};
-use protoactor_codegen::runtime::GrainError;
+use protoactor_grain::GrainError;
 use protoactor_identity_lookup_partition::{PartitionConfig, PartitionIdentityLookup};
 
 /// The generated code, one module per protobuf package. Rustdoc comes from
@@ -29,17 +29,40 @@ pub mod proto {
 }
 
 use proto::tests::bank::{
-    AccountGrain, AccountKind, CrashRequest, DepositRequest, DescribeRequest, Description, WithdrawRequest, description,
+    AccountGrain, AccountKind, CrashRequest, DepositRequest, DescribeRequest, Description, HoldRequest,
+    WithdrawRequest, description,
 };
 use proto::tests::common::Balance;
 
 /// Counts what happened to bank grains across the process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BankStats {
     terminated: AtomicUsize,
+    holding: AtomicUsize,
+    holds: tokio::sync::Semaphore,
+}
+
+impl Default for BankStats {
+    fn default() -> Self {
+        BankStats {
+            terminated: AtomicUsize::new(0),
+            holding: AtomicUsize::new(0),
+            holds: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 impl BankStats {
+    /// How many `Hold` calls have started and not yet been answered.
+    pub fn holding(&self) -> usize {
+        self.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets `count` pending (or future) `Hold` calls answer.
+    pub fn release_holds(&self, count: usize) {
+        self.holds.add_permits(count);
+    }
+
     /// How many times `terminate` ran.
     pub fn terminated(&self) -> usize {
         self.terminated.load(Ordering::SeqCst)
@@ -104,6 +127,22 @@ impl AccountGrain for BankAccount {
 
     async fn crash(&mut self, request: CrashRequest, _ctx: &mut Context) -> Result<Balance, GrainError> {
         panic!("crash requested: {}", request.why)
+    }
+
+    fn hold(
+        &mut self,
+        _request: HoldRequest,
+        ctx: &mut Context,
+    ) -> impl Future<Output = Result<Balance, GrainError>> + Send + use<> {
+        let balance = self.balance(ctx);
+        let stats = self.stats.clone();
+        stats.holding.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let permit = stats.holds.acquire().await.map_err(|e| GrainError::new(e.to_string()));
+            stats.holding.fetch_sub(1, Ordering::SeqCst);
+            permit?.forget();
+            Ok(balance)
+        }
     }
 
     async fn describe(&mut self, _request: DescribeRequest, _ctx: &mut Context) -> Result<Description, GrainError> {
