@@ -1,6 +1,19 @@
 //! Fixtures for the multi-member cluster tests: members and clients in one
 //! process sharing an in-memory provider, an echo grain that reports where
 //! it lives, and poll-with-deadline helpers.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use protoactor_integration_tests::{Activations, Ping, Pong, TestCluster, echo_kind};
+//!
+//! # async fn demo() -> Result<(), protoactor_cluster::Error> {
+//! let activations = Arc::new(Activations::default());
+//! let cluster = TestCluster::start(&[echo_kind("echo", &activations)]).await;
+//! let pong: Pong = cluster.client.cluster().request("e-1", "echo", Ping { message: "hi".into() }).await?;
+//! assert_eq!(pong.identity, "e-1");
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
