@@ -25,7 +25,7 @@ pub mod peer_protocol;
 
 pub use harness::{CountingLookup, Node, TestCluster};
 pub use ordering::{AggregatorStats, GetStats, SendTo, SendToResult, Seq, aggregator_kind, spawn_sender};
-pub use protoactor_testkit::cluster::{init_tracing, wait_until};
+pub use protoactor_testkit::cluster::{init_tracing, start_client, start_member, wait_until};
 
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, InMemoryAgent, InMemoryProvider, Kind};
@@ -244,22 +244,6 @@ pub async fn partition_stats(member: &Cluster) -> protoactor_identity_lookup_par
         .request_future::<PartitionStatsResponse, _>(&partition, PartitionStats, Duration::from_secs(2))
         .await
         .expect("the partition actor answers")
-}
-
-/// Starts a member on a new actor system.
-pub async fn start_member(config: ClusterConfig) -> Cluster {
-    let system = ActorSystem::new();
-    let cluster = Cluster::new(&system, config).expect("cluster config");
-    cluster.start_member().await.expect("member starts");
-    cluster
-}
-
-/// Starts a client on a new actor system.
-pub async fn start_client(config: ClusterConfig) -> Cluster {
-    let system = ActorSystem::new();
-    let cluster = Cluster::new(&system, config).expect("cluster config");
-    cluster.start_client().await.expect("client starts");
-    cluster
 }
 
 /// Three members on one in-memory agent, hosting the echo kind `echo`,

@@ -23,6 +23,7 @@ use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity, InMemoryAgent, InMemoryProvider, Kind};
 use protoactor_grain::GrainError;
 use protoactor_identity_lookup_partition::{PartitionConfig, PartitionIdentityLookup};
+pub use protoactor_testkit::cluster::{start_member, wait_until};
 
 /// The generated code, one module per protobuf package. Rustdoc comes from
 /// the .proto comments; prost leaves undocumented fields without docs.
@@ -202,14 +203,6 @@ pub fn test_config(agent: &InMemoryAgent, kinds: &[Kind]) -> ClusterConfig {
     config
 }
 
-/// Starts a member on a new actor system.
-pub async fn start_member(config: ClusterConfig) -> Cluster {
-    let system = ActorSystem::new();
-    let cluster = Cluster::new(&system, config).expect("cluster config");
-    cluster.start_member().await.expect("member starts");
-    cluster
-}
-
 /// Three members hosting the bank kind, seeing each other.
 #[derive(Debug)]
 pub struct BankMembers {
@@ -231,22 +224,8 @@ pub async fn bank_members(idle_timeout: Option<Duration>) -> BankMembers {
     let c = start_member(test_config(&agent, &kinds)).await;
     let all = [&a, &b, &c];
     assert!(
-        eventually(Duration::from_secs(10), || all.iter().all(|m| m.member_list().topology().members.len() == 3)).await,
+        wait_until(Duration::from_secs(10), || all.iter().all(|m| m.member_list().topology().members.len() == 3)).await,
         "members see each other"
     );
     BankMembers { agent, stats, members: [a, b, c] }
-}
-
-/// Polls `check` every 20 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -7,7 +7,7 @@ use protoactor_cluster::{CallOptions, Cluster, RetryPolicy};
 use protoactor_codegen_tests::proto::tests::bank::{
     ACCOUNT_KIND, AccountClient, CrashRequest, DepositRequest, DescribeRequest, HoldRequest, WithdrawRequest,
 };
-use protoactor_codegen_tests::{BankMembers, bank_members, eventually};
+use protoactor_codegen_tests::{BankMembers, bank_members, wait_until};
 use protoactor_grain::{CallError, REASON_PANIC};
 
 async fn shutdown_all(members: impl IntoIterator<Item = Cluster>) {
@@ -134,7 +134,7 @@ async fn an_idle_grain_is_passivated_and_terminate_runs() {
     let BankMembers { members, stats, .. } = bank_members(Some(Duration::from_millis(300))).await;
     let client = AccountClient::new(&members[2], "acc-idle");
     client.deposit(DepositRequest { amount: 8 }, &default()).await.expect("deposit");
-    assert!(eventually(Duration::from_secs(5), || stats.terminated() == 1).await, "terminate ran on passivation");
+    assert!(wait_until(Duration::from_secs(5), || stats.terminated() == 1).await, "terminate ran on passivation");
     let balance = client.deposit(DepositRequest { amount: 1 }, &default()).await.expect("deposit after passivation");
     assert_eq!(balance.amount, 1, "activated again with fresh state");
     shutdown_all(members).await;
@@ -153,7 +153,7 @@ async fn a_reentrant_rpc_leaves_the_grain_serving_other_requests() {
         let client = client.clone();
         async move { client.hold(HoldRequest {}, &CallOptions::default()).await }
     });
-    assert!(eventually(Duration::from_secs(10), || stats.holding() == 1).await, "the hold reached the grain");
+    assert!(wait_until(Duration::from_secs(10), || stats.holding() == 1).await, "the hold reached the grain");
 
     let during = AccountClient::new(b, "acc-reentrant")
         .deposit(DepositRequest { amount: 5 }, &default().with_deadline(Duration::from_secs(10)))
