@@ -155,11 +155,10 @@ async fn killed_peer_fails_pending_requests_and_tells_watchers() {
     assert_eq!(event.address, peer.address);
 
     // With the peer still gone, a new request fails fast too (blocked address,
-    // or a fresh endpoint that gives up after its retries), not by timeout.
-    let started = Instant::now();
+    // or a fresh endpoint that gives up after its retries), not by timeout:
+    // DeadLetter, where a timeout would be Error::Timeout.
     let late = root.request_future::<Pong, _>(&echo, Ping { n: 2_000, delay_ms: 0 }, timeout_each).await;
     assert!(matches!(late, Err(Error::DeadLetter { .. })), "{late:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 
     stop_client(system, remote).await;
 }
