@@ -21,12 +21,11 @@
 //! (a new process on the dead member's health address), joins, and takes
 //! its share of new grains. A summary table ends the run.
 //!
-//! Flags: `--members N` (default 3), `--grains N` (default 3000),
-//! `--duration SECS` (default 30, the load's total time), `--workers N`
-//! (concurrent requests, default 32), `--short` (CI: about 4 s per phase, 300
-//! grains, 8 workers), `--persist sqlite|postgres` (counts survive the kill:
-//! see `cluster_demo/persist.rs`; the run then also fails if a grain's
-//! recovered count differs from its acknowledged increments). The exit status is nonzero if a request failed, a
+//! `cargo run --example cluster_demo -- --help` lists the flags and their
+//! defaults (`--members`, `--grains`, `--duration`, `--workers`, `--short`
+//! for CI: about 4 s per phase; `--persist sqlite|postgres`: counts survive
+//! the kill, see `cluster_demo/persist.rs`, and the run also fails if a
+//! grain's recovered count differs from its acknowledged increments). The exit status is nonzero if a request failed, a
 //! grain of the killed member never answered again or the replacement did
 //! not join. Member processes stop with this one (Ctrl-C included), and a
 //! member whose stdin closes leaves by itself, so none outlives the demo.
@@ -137,23 +136,27 @@ fn init_tracing() {
     }
 }
 
+/// Three member processes, a client under load, one member killed and
+/// replaced; exits nonzero if a request failed, a grain of the killed member
+/// never answered again or the replacement did not join.
+#[derive(Debug, clap::Parser)]
+#[command(name = "cluster_demo", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    demo: orchestrator::DemoOptions,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Role {
+    /// One member process (started by the demo itself).
+    #[command(hide = true)]
+    Member(member::Args),
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // The hidden first argument `member` selects the member role.
-    let role = if args.iter().any(|a| a == "--help" || a == "-h") {
-        Ok(Role::Help)
-    } else if args.first().is_some_and(|a| a == "member") {
-        member::Args::parse(&args[1..]).map(Role::Member)
-    } else {
-        orchestrator::Args::parse(&args).map(Role::Orchestrator)
-    };
-    let role = match role {
-        Ok(role) => role,
-        Err(e) => {
-            eprintln!("cluster_demo: {e}\n{}", orchestrator::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    let cli = <Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -162,18 +165,8 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
-    match role {
-        Role::Help => {
-            println!("{}", orchestrator::USAGE);
-            ExitCode::SUCCESS
-        }
-        Role::Member(args) => runtime.block_on(member::run(args)),
-        Role::Orchestrator(args) => runtime.block_on(orchestrator::run(args)),
+    match cli.role {
+        Some(Role::Member(args)) => runtime.block_on(member::run(args)),
+        None => runtime.block_on(orchestrator::run(cli.demo.resolve())),
     }
-}
-
-enum Role {
-    Help,
-    Member(member::Args),
-    Orchestrator(orchestrator::Args),
 }

@@ -58,8 +58,6 @@ fn ping_options() -> CallOptions {
         .with_deadline(PING_DEADLINE)
 }
 
-const USAGE: &str = "usage: ping_pong_client [--peers HOST:PORT,...] [--host H] [--count N]";
-
 /// Time to send the next ping.
 #[derive(Clone)]
 struct Tick;
@@ -117,35 +115,40 @@ impl Actor for Pinger {
     }
 }
 
+/// A client of the ping-pong cluster: pings the grain `ponger-1` every
+/// second and prints the pongs (Ctrl-C stops it).
+#[derive(Debug, clap::Parser)]
+#[command(name = "ping_pong_client")]
 struct Args {
-    host: String,
+    /// Members' health endpoints to poll for the membership, comma-separated
+    /// [default: 127.0.0.1:6330, the automanaged provider's default port].
+    #[arg(long, env = "PING_PONG_PEERS", value_name = "HOST:PORT,...", value_delimiter = ',')]
     peers: Vec<String>,
+    /// The address this client binds for remoting.
+    #[arg(long, env = "PING_PONG_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Stop after this many pongs [default: run until Ctrl-C].
+    #[arg(long, env = "PING_PONG_COUNT", value_name = "N")]
     count: Option<u64>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    common::check_flags(&args, &["--host", "--peers", "--count"])?;
-    let host = common::flag_or_env(&args, "--host", "PING_PONG_HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let peers = common::flag_or_env(&args, "--peers", "PING_PONG_PEERS")
-        .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"))
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    let count = common::number(&args, "--count", "PING_PONG_COUNT")?;
-    Ok(Args { host, peers, count })
+impl Args {
+    /// `--peers`, or the local member on the default health port.
+    fn peers(&self) -> Vec<String> {
+        let listed: Vec<String> =
+            self.peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).map(String::from).collect();
+        if listed.is_empty() { vec![format!("127.0.0.1:{DEFAULT_PORT}")] } else { listed }
+    }
 }
 
 pub(crate) fn main() -> std::process::ExitCode {
-    common::program("ping_pong_client", USAGE, parse_args, run)
+    common::program("ping_pong_client", run)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     // A client polls the members' health endpoints and serves none.
-    let provider = AutomanagedProvider::new(AutomanagedConfig::new(args.peers.clone()));
+    let provider = AutomanagedProvider::new(AutomanagedConfig::new(args.peers()));
     let config = ClusterConfig::new(common::CLUSTER, provider, PartitionIdentityLookup::new())
         .with_remote(common::remote_config(&args.host, 0));
     let system = ActorSystem::new();
@@ -154,7 +157,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cluster.shutdown(false).await;
         return Err(e.into());
     }
-    println!("client started; polling {} for members; Ctrl-C to stop", args.peers.join(","));
+    println!("client started; polling {} for members; Ctrl-C to stop", args.peers().join(","));
 
     let pongs = Arc::new(watch::channel(0u64).0);
     let mut pong_count = pongs.subscribe();

@@ -46,7 +46,7 @@ use std::time::Duration;
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, ClusterIdentity};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider, DEFAULT_PORT};
-use protoactor_codegen::runtime::GrainError;
+use protoactor_grain::GrainError;
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 
 #[path = "ping_pong/common.rs"]
@@ -60,8 +60,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Set once this member starts leaving, so a grain stopped by the leave does
 /// not claim it was idle.
 static LEAVING: AtomicBool = AtomicBool::new(false);
-
-const USAGE: &str = "usage: ping_pong_member [--host H] [--port P] [--health-port P] [--peers HOST:PORT,...]";
 
 /// The `Ponger` grain: implements the generated [`PongerGrain`] trait (the
 /// `Ping` rpc plus the `init`, `receive_default` and `terminate` hooks);
@@ -113,37 +111,48 @@ impl PongerGrain for Ponger {
     }
 }
 
+/// A member of the ping-pong cluster hosting the `Ponger` grain (Ctrl-C
+/// leaves the cluster).
+#[derive(Debug, clap::Parser)]
+#[command(name = "ping_pong_member")]
 struct Args {
+    /// The address this member binds and announces.
+    #[arg(long, env = "PING_PONG_HOST", default_value = "127.0.0.1")]
     host: String,
+    /// The remoting port (0: any free port).
+    #[arg(long, env = "PING_PONG_PORT", default_value_t = 0)]
     port: u16,
+    /// The health endpoint port the automanaged provider polls (0: any free port).
+    #[arg(long, env = "PING_PONG_HEALTH_PORT", default_value_t = DEFAULT_PORT)]
     health_port: u16,
+    /// Every member's health endpoint, comma-separated `host:port`
+    /// [default: this member's own, or none with --health-port 0].
+    #[arg(long, env = "PING_PONG_PEERS", value_name = "HOST:PORT,...", value_delimiter = ',')]
     peers: Vec<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    common::check_flags(&args, &["--host", "--port", "--health-port", "--peers"])?;
-    let host = common::flag_or_env(&args, "--host", "PING_PONG_HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let port = common::number(&args, "--port", "PING_PONG_PORT")?.unwrap_or(0);
-    let health_port = common::number(&args, "--health-port", "PING_PONG_HEALTH_PORT")?.unwrap_or(DEFAULT_PORT);
-    let peers = match common::flag_or_env(&args, "--peers", "PING_PONG_PEERS") {
-        Some(list) => list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
-        // A lone member needs no peers; listing its own address is harmless
-        // and lets the same list be given to every member.
-        None if health_port == 0 => Vec::new(),
-        None => vec![format!("{host}:{health_port}")],
-    };
-    Ok(Args { host, port, health_port, peers })
+impl Args {
+    /// `--peers`, or the default: a lone member needs no peers, and listing
+    /// its own address is harmless (the same list can go to every member).
+    fn peers(&self) -> Vec<String> {
+        let listed: Vec<String> =
+            self.peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).map(String::from).collect();
+        match (listed.is_empty(), self.health_port) {
+            (false, _) => listed,
+            (true, 0) => Vec::new(),
+            (true, port) => vec![format!("{}:{port}", self.host)],
+        }
+    }
 }
 
 pub(crate) fn main() -> std::process::ExitCode {
-    common::program("ping_pong_member", USAGE, parse_args, run)
+    common::program("ping_pong_member", run)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let provider =
-        AutomanagedProvider::new(AutomanagedConfig::new(args.peers.clone()).with_bind(&args.host, args.health_port));
+        AutomanagedProvider::new(AutomanagedConfig::new(args.peers()).with_bind(&args.host, args.health_port));
     let ponger = PongerKind::new(Ponger::default).with_idle_timeout(IDLE_TIMEOUT).into_kind();
     let config = ClusterConfig::new(common::CLUSTER, provider.clone(), PartitionIdentityLookup::new())
         .with_remote(common::remote_config(&args.host, args.port))
@@ -154,7 +163,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(e.into());
     }
     let health = provider.health_address().map_or_else(|| "?".to_string(), |a| a.to_string());
-    let peers = if args.peers.is_empty() { "none".to_string() } else { args.peers.join(",") };
+    let peers = args.peers();
+    let peers = if peers.is_empty() { "none".to_string() } else { peers.join(",") };
     println!(
         "ready: member {} at {}, health endpoint {health}, peers {peers}, hosting kind {}; Ctrl-C to leave",
         cluster.id(),

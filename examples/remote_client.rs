@@ -55,9 +55,18 @@ fn watcher(target: Pid, report: mpsc::UnboundedSender<Terminated>) -> Props {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Talks to `remote_server`: requests, remote spawn, remote watch.
+#[derive(Debug, clap::Parser)]
+#[command(name = "remote_client")]
+struct Args {
+    /// The address `remote_server` printed.
+    #[arg(value_name = "HOST:PORT", default_value = "127.0.0.1:8090")]
+    server: String,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".to_string());
+    let server = <Args as clap::Parser>::parse().server;
 
     // The client listens too: answers come back on the server's own stream to us.
     let system = ActorSystem::new();

@@ -51,35 +51,30 @@ impl Actor for Echo {
     }
 }
 
-/// What the command line asked for.
+/// Serves an `echo` actor and the `echo` spawn kind for `remote_client`
+/// (Ctrl-C stops it).
+#[derive(Debug, clap::Parser)]
+#[command(name = "remote_server")]
 struct Args {
-    host: String,
-    port: u16,
+    /// The address to listen on (port 0: any free port; the address is printed).
+    #[arg(value_name = "HOST:PORT", default_value = "127.0.0.1:8090", value_parser = host_port)]
+    listen: (String, u16),
+    /// Stop by itself after this many seconds [default: run until Ctrl-C].
+    #[arg(long, value_name = "N")]
     for_seconds: Option<u64>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { host: "127.0.0.1".into(), port: 8090, for_seconds: None };
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
-        if arg == "--for-seconds" {
-            let n = argv.next().ok_or("--for-seconds needs a number of seconds")?;
-            args.for_seconds = Some(n.parse().map_err(|e| format!("--for-seconds {n}: {e}"))?);
-        } else {
-            let (host, port) = arg.rsplit_once(':').ok_or(format!("`{arg}` is not HOST:PORT"))?;
-            args.host = host.to_string();
-            args.port = port.parse().map_err(|e| format!("port `{port}`: {e}"))?;
-        }
-    }
-    Ok(args)
+fn host_port(arg: &str) -> Result<(String, u16), String> {
+    let (host, port) = arg.rsplit_once(':').ok_or(format!("`{arg}` is not HOST:PORT"))?;
+    Ok((host.to_string(), port.parse().map_err(|e| format!("port `{port}`: {e}"))?))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| format!("{e}\nusage: remote_server [HOST:PORT] [--for-seconds N]"))?;
+    let args = <Args as clap::Parser>::parse();
 
     let system = ActorSystem::new();
-    let config = RemoteConfig::bind(args.host, args.port)
+    let config = RemoteConfig::bind(args.listen.0, args.listen.1)
         .with_json::<EchoRequest>("examples.EchoRequest")
         .with_json::<EchoResponse>("examples.EchoResponse")
         .with_kind("echo", Props::from_producer(|| Echo));

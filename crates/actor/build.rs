@@ -3,7 +3,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protos");
     let actor_proto = proto_dir.join("actor.proto");
     println!("cargo:rerun-if-changed={}", actor_proto.display());
     let mut config = prost_build::Config::new();

@@ -4,7 +4,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
-    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protos");
     let files = [proto_dir.join("cluster.proto"), proto_dir.join("gossip.proto")];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

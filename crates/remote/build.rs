@@ -5,7 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY of intent: build scripts are single-threaded; prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc) };
-    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protos");
+    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protos");
     let remote_proto = proto_dir.join("remote.proto");
     println!("cargo:rerun-if-changed={}", remote_proto.display());
     tonic_prost_build::configure()

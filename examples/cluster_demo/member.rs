@@ -14,34 +14,20 @@ use protoactor_cluster_provider_automanaged::AutomanagedProvider;
 use crate::{CountReply, Increment, KIND};
 
 /// The member's command line: `member --health-port P --peers A,B,C [--remote-port P]`.
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Args {
+    /// This member's health endpoint port (the automanaged provider's).
+    #[arg(long, value_name = "PORT")]
     health_port: u16,
+    /// This member's remoting port (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
     remote_port: u16,
+    /// Every member's health endpoint, `host:port`, comma-separated.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',', required = true)]
     peers: Vec<String>,
-    /// `--store <spec>`: persisted counters (see `persist.rs`).
+    /// Persisted counters in this store (see `persist.rs`).
+    #[arg(long, value_name = "SPEC")]
     store: Option<String>,
-}
-
-impl Args {
-    pub(crate) fn parse(args: &[String]) -> Result<Args, String> {
-        let mut parsed = Args { health_port: 0, remote_port: 0, peers: Vec::new(), store: None };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("member: {flag} needs a value"))?;
-            let port = || value.parse::<u16>().map_err(|e| format!("member: {flag} {value}: {e}"));
-            match flag.as_str() {
-                "--health-port" => parsed.health_port = port()?,
-                "--remote-port" => parsed.remote_port = port()?,
-                "--peers" => parsed.peers = value.split(',').map(String::from).collect(),
-                "--store" => parsed.store = Some(value.clone()),
-                _ => return Err(format!("member: unknown argument `{flag}`")),
-            }
-        }
-        if parsed.health_port == 0 || parsed.peers.is_empty() {
-            return Err("member: --health-port and --peers are required".into());
-        }
-        Ok(parsed)
-    }
 }
 
 /// A virtual actor counting the requests it got since it was activated.

@@ -16,9 +16,6 @@ use crate::output::{Output, ms, secs, thousands};
 use crate::processes::{MemberProcess, free_ports};
 use crate::{CountReply, Increment, KIND};
 
-pub(crate) const USAGE: &str = "usage: cargo run --release --example cluster_demo -- \
-     [--members N] [--grains N] [--duration SECS] [--workers N] [--short] [--persist sqlite|postgres]";
-
 /// How long after the kill every grain of the dead member must answer again.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 /// How long a replacement may take to appear in the client's topology.
@@ -26,7 +23,31 @@ const JOIN_LIMIT: Duration = Duration::from_secs(30);
 /// Concurrent requests when activating the new grains after the replacement joined.
 const FRESH_CONCURRENCY: usize = 16;
 
-/// The demo's command line.
+/// The demo's options (every flag of `cluster_demo --help`). A new option is
+/// one field here; `resolve` checks it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DemoOptions {
+    /// Member processes to start (one of them is killed).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..))]
+    members: u64,
+    /// Counter grains the load spreads over [default: 3000; 300 with --short].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    grains: Option<u64>,
+    /// Total time of the load, in seconds [default: 30; 12 with --short].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(3..))]
+    duration: Option<u64>,
+    /// Concurrent requests [default: 32; 8 with --short].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    workers: Option<u64>,
+    /// CI mode: about 4 s per phase, smaller defaults.
+    #[arg(long)]
+    short: bool,
+    /// Event-source the counters in this store, so they survive the kill.
+    #[arg(long, value_name = "STORE", value_enum)]
+    persist: Option<crate::persist::Kind>,
+}
+
+/// [`DemoOptions`] with the defaults filled in.
 pub(crate) struct Args {
     members: usize,
     grains: usize,
@@ -36,35 +57,19 @@ pub(crate) struct Args {
     persist: Option<crate::persist::Kind>,
 }
 
-impl Args {
-    pub(crate) fn parse(args: &[String]) -> Result<Args, String> {
-        let (persist, args) = crate::persist::take_flag(args)?;
-        let args = args.as_slice();
-        let short = args.iter().any(|a| a == "--short");
-        let (mut members, mut grains, mut duration, mut workers) = (3, 3000, 30, 32);
-        if short {
-            (grains, duration, workers) = (300, 12, 8);
+impl DemoOptions {
+    /// The options with `--short`'s or the normal defaults filled in.
+    pub(crate) fn resolve(&self) -> Args {
+        let (grains, duration, workers) = if self.short { (300, 12, 8) } else { (3000, 30, 32) };
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Args {
+            members: size(self.members),
+            grains: size(self.grains.unwrap_or(grains)),
+            duration: Duration::from_secs(self.duration.unwrap_or(duration)),
+            workers: size(self.workers.unwrap_or(workers)),
+            short: self.short,
+            persist: self.persist,
         }
-        let mut it = args.iter().filter(|a| *a != "--short");
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n = value.parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"))?;
-            let n_usize = usize::try_from(n).map_err(|e| format!("{flag} {value}: {e}"))?;
-            match flag.as_str() {
-                "--members" => members = n_usize,
-                "--grains" => grains = n_usize,
-                "--duration" => duration = n,
-                "--workers" => workers = n_usize,
-                _ => return Err(format!("unknown argument `{flag}`")),
-            }
-        }
-        if members < 2 {
-            return Err("--members must be at least 2: one of them is killed".into());
-        }
-        if grains == 0 || workers == 0 || duration < 3 {
-            return Err("--grains and --workers must be positive, --duration at least 3 s".into());
-        }
-        Ok(Args { members, grains, duration: Duration::from_secs(duration), workers, short, persist })
     }
 }
 

@@ -21,29 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::{CountReply, Increment};
 
 /// The store behind `--persist`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub(crate) enum Kind {
+    /// A SQLite file in a temporary directory (no server).
     Sqlite,
+    /// PostgreSQL: `CLUSTER_DEMO_POSTGRES` names a server, or the demo starts one.
     Postgres,
-}
-
-/// Takes `--persist <sqlite|postgres>` out of `args`.
-pub(crate) fn take_flag(args: &[String]) -> Result<(Option<Kind>, Vec<String>), String> {
-    let mut rest = Vec::new();
-    let mut kind = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == "--persist" {
-            kind = Some(match it.next().map(String::as_str) {
-                Some("sqlite") => Kind::Sqlite,
-                Some("postgres") => Kind::Postgres,
-                other => return Err(format!("--persist takes `sqlite` or `postgres`, not {other:?}")),
-            });
-        } else {
-            rest.push(arg.clone());
-        }
-    }
-    Ok((kind, rest))
 }
 
 /// Where the members store: `sqlite:<path>` or `postgres:<connection string>`,

@@ -1,7 +1,7 @@
 //! What `ping_pong_member` and `ping_pong_client` share: the `Ponger`
 //! service generated from `ping_pong/ponger.proto` (messages, grain trait,
-//! kind, client, message registration), the cluster and kind names, and a
-//! little command-line parsing.
+//! kind, client, message registration), the cluster and kind names, and the
+//! programs' `main`.
 
 /// The generated code of `ping_pong/ponger.proto` (package `ping_pong`):
 /// the messages, and the `Ponger` grain trait, actor, kind and client.
@@ -32,63 +32,15 @@ pub(crate) fn init_tracing() {
     }
 }
 
-/// The value of `--flag VALUE`, else of the environment variable `env`,
-/// else `None`. Flags are read from `args` (program name skipped).
-pub(crate) fn flag_or_env(args: &[String], flag: &str, env: &str) -> Option<String> {
-    let from_flag = args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    from_flag.or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
-}
-
-/// `flag_or_env` parsed as a number.
-pub(crate) fn number<T: std::str::FromStr>(args: &[String], flag: &str, env: &str) -> Result<Option<T>, String>
+/// A program's `main`: parses `A` from the command line (`--help` lists
+/// every flag and its default; bad arguments exit 2), then runs `run` on a
+/// two-worker runtime; its error, if any, is printed and exits 1.
+pub(crate) fn program<A, F>(name: &str, run: fn(A) -> F) -> std::process::ExitCode
 where
-    T::Err: std::fmt::Display,
-{
-    match flag_or_env(args, flag, env) {
-        None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|e| format!("{flag} (or {env}) `{v}`: {e}")),
-    }
-}
-
-/// Refuses flags this program does not know (and flags missing their value).
-pub(crate) fn check_flags(args: &[String], known: &[&str]) -> Result<(), String> {
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        if !known.contains(&arg.as_str()) {
-            return Err(format!("unknown argument `{arg}`"));
-        }
-        if args.get(i + 1).is_none() {
-            return Err(format!("{arg} needs a value"));
-        }
-        i += 2;
-    }
-    Ok(())
-}
-
-/// A program's `main`: `--help` prints `usage`; arguments that do not parse
-/// exit 2; otherwise `run` runs on a two-worker runtime and its error, if
-/// any, is printed and exits 1.
-pub(crate) fn program<A, F>(
-    name: &str,
-    usage: &str,
-    parse: fn() -> Result<A, String>,
-    run: fn(A) -> F,
-) -> std::process::ExitCode
-where
+    A: clap::Parser,
     F: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
 {
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
-        println!("{usage}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    let args = match parse() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{name}: {e}\n{usage}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let args = A::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -1,6 +1,19 @@
 //! Fixtures for the multi-member cluster tests: members and clients in one
 //! process sharing an in-memory provider, an echo grain that reports where
 //! it lives, and poll-with-deadline helpers.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use protoactor_integration_tests::{Activations, Ping, Pong, TestCluster, echo_kind};
+//!
+//! # async fn demo() -> Result<(), protoactor_cluster::Error> {
+//! let activations = Arc::new(Activations::default());
+//! let cluster = TestCluster::start(&[echo_kind("echo", &activations)]).await;
+//! let pong: Pong = cluster.client.cluster().request("e-1", "echo", Ping { message: "hi".into() }).await?;
+//! assert_eq!(pong.identity, "e-1");
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 use std::sync::Arc;
@@ -9,10 +22,11 @@ use std::time::Duration;
 
 mod harness;
 mod ordering;
+pub mod peer_protocol;
 
 pub use harness::{CountingLookup, Node, TestCluster};
 pub use ordering::{AggregatorStats, GetStats, SendTo, SendToResult, Seq, aggregator_kind, spawn_sender};
-pub use protoactor_testkit::cluster::{init_tracing, wait_until};
+pub use protoactor_testkit::cluster::{init_tracing, start_client, start_member, wait_until};
 
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, InMemoryAgent, InMemoryProvider, Kind};
@@ -231,22 +245,6 @@ pub async fn partition_stats(member: &Cluster) -> protoactor_identity_lookup_par
         .request_future::<PartitionStatsResponse, _>(&partition, PartitionStats, Duration::from_secs(2))
         .await
         .expect("the partition actor answers")
-}
-
-/// Starts a member on a new actor system.
-pub async fn start_member(config: ClusterConfig) -> Cluster {
-    let system = ActorSystem::new();
-    let cluster = Cluster::new(&system, config).expect("cluster config");
-    cluster.start_member().await.expect("member starts");
-    cluster
-}
-
-/// Starts a client on a new actor system.
-pub async fn start_client(config: ClusterConfig) -> Cluster {
-    let system = ActorSystem::new();
-    let cluster = Cluster::new(&system, config).expect("cluster config");
-    cluster.start_client().await.expect("client starts");
-    cluster
 }
 
 /// Three members on one in-memory agent, hosting the echo kind `echo`,

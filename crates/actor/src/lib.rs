@@ -80,9 +80,9 @@ pub use event_stream::{EventStream, Subscription};
 pub use future::{RequestFuture, ResponseFuture, StopFuture};
 pub use mailbox::{MailboxKind, OverflowPolicy};
 pub use message::{
-    AnyMessage, BoxMessage, DeadLetterResponse, DeliveryFailure, DeliveryFailureKind, Envelope, Failure, Internal,
-    Message, MessageHeader, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage,
-    Terminated, TerminatedReason, downcast_message,
+    AnyMessage, DeadLetterResponse, DeliveryFailure, DeliveryFailureKind, Envelope, Failure, Internal, Message,
+    MessageHeader, PoisonPill, ReceiveTimeout, Restarting, Started, Stopped, Stopping, SystemMessage, Terminated,
+    TerminatedReason,
 };
 pub use pid::{LOCAL_ADDRESS, Pid};
 pub use process::{AddressResolver, Process, ProcessRef};

@@ -35,14 +35,6 @@ impl fmt::Debug for dyn Message {
     }
 }
 
-/// The older name of [`AnyMessage`].
-pub type BoxMessage = AnyMessage;
-
-/// Takes the message out if it is a `T`, or gives it back.
-pub fn downcast_message<T: Any>(msg: AnyMessage) -> Result<T, AnyMessage> {
-    msg.downcast::<T>()
-}
-
 /// Key/value headers that travel with a message (tracing ids, deadlines...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageHeader {

@@ -87,7 +87,6 @@ pub struct ClusterConfig {
     pub(crate) heartbeat_expiration: Option<Duration>,
     pub(crate) pid_cache_ttl: Duration,
     pub(crate) block_list_ttl: Duration,
-    pub(crate) shutdown_timeout: Duration,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -127,7 +126,6 @@ impl ClusterConfig {
             heartbeat_expiration: Some(Duration::from_secs(20)),
             pid_cache_ttl: Duration::from_secs(15 * 60),
             block_list_ttl: Duration::from_secs(60 * 60),
-            shutdown_timeout: Duration::from_secs(10),
         }
     }
 
@@ -218,12 +216,6 @@ impl ClusterConfig {
     /// list does not grow forever.
     pub fn with_block_list_ttl(mut self, ttl: Duration) -> Self {
         self.block_list_ttl = ttl;
-        self
-    }
-
-    /// The most a graceful shutdown waits for activations to stop (default 10 s).
-    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
         self
     }
 

@@ -71,12 +71,6 @@ pub enum Error {
     /// The cluster is not started, or is shutting down.
     #[error("the cluster is not running; call start_member or start_client first")]
     NotRunning,
-    /// This member was blocked by the others and shut itself down.
-    #[error("this member ({member}) was blocked by the cluster and has shut down; start a new process to rejoin")]
-    Blocked {
-        /// This member's id.
-        member: String,
-    },
     /// The cluster provider failed.
     #[error("cluster provider: {0}")]
     Provider(String),

@@ -54,11 +54,11 @@ pub mod gossip;
 mod identity;
 mod in_memory;
 mod kind;
-mod lookup;
+pub mod lookup;
 mod member;
 mod member_list;
 mod pid_cache;
-mod provider;
+pub mod provider;
 
 /// Types generated from `protos/cluster.proto` and `protos/gossip.proto`.
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]

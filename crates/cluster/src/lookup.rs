@@ -15,7 +15,7 @@
 //!   backoff), or an error that retrying cannot fix:
 //!   [`Error::IdentityBlocked`] when the kind refuses the identity,
 //!   [`Error::UnknownKind`] when no member hosts the kind.
-//! * To activate, spawn [`Cluster::activation_props`] for the identity on
+//! * To activate, call [`Cluster::spawn_activation`] for the identity on
 //!   a member that hosts the kind (it carries the identity into the grain's
 //!   context and counts the activation). Concurrent gets for one identity
 //!   must produce one activation.

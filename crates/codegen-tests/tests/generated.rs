@@ -89,3 +89,27 @@ service Echo {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn method_options_for_an_rpc_that_does_not_exist_are_refused_naming_it() {
+    let dir = proto_in_temp_dir(
+        "unknown-method",
+        "echo.proto",
+        r#"syntax = "proto3";
+package echo;
+message Text { string text = 1; }
+service Echo {
+  rpc Say(Text) returns (Text);
+}
+"#,
+    );
+    let error = protoactor_codegen::configure()
+        .out_dir(&dir)
+        .method("echo.Echo/Shout", protoactor_codegen::MethodOptions::default().reentrant())
+        .compile(&[dir.join("echo.proto")], &[&dir])
+        .expect_err("a typo in a method name is an error, not a silently ignored option");
+    let text = error.to_string();
+    assert!(text.contains("echo.Echo/Shout") && text.contains("echo.Echo/Say"), "{text}");
+    assert!(!dir.join("echo.rs").exists(), "nothing generated");
+    let _ = std::fs::remove_dir_all(&dir);
+}

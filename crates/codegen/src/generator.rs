@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 use prost_build::{Comments, Method, Service, ServiceGenerator};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 
 /// Where generated code finds the runtime.
-const RT: &str = "::protoactor_codegen::runtime";
+const RT: &str = "::protoactor_grain";
 
 /// Rust paths (relative to the package's module) of every message of
 /// every package in `fds`, keyed by protobuf package.
@@ -79,16 +80,79 @@ pub(crate) fn unsupported_rpcs(fds: &FileDescriptorSet) -> Vec<String> {
     problems
 }
 
+/// The options of one rpc; see [`Builder::method`](crate::Builder::method).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MethodOptions {
+    reentrant: bool,
+    timeout: Option<Duration>,
+    deadline: Option<Duration>,
+}
+
+impl MethodOptions {
+    /// The grain keeps handling messages while this rpc runs: its method
+    /// takes `&mut self` only to start, and returns a future that does not
+    /// borrow the grain (take what it needs first; to change state with the
+    /// result, send the grain a message). The response goes to the caller
+    /// when the future completes. Requests that arrive meanwhile run
+    /// before it completes, so use it for rpcs that wait on other grains or
+    /// I/O, where a blocked mailbox would stall (or deadlock) callers.
+    pub fn reentrant(mut self) -> Self {
+        self.reentrant = true;
+        self
+    }
+
+    /// The client's per-attempt timeout for this rpc, unless the call's
+    /// `CallOptions` set one.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The client's overall deadline (retries included) for this rpc, unless
+    /// the call's `CallOptions` set one.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+/// The configured rpc names (`package.Service/Method`) that no service in
+/// `fds` declares, as messages.
+pub(crate) fn unknown_methods<'a>(fds: &FileDescriptorSet, names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut known = Vec::new();
+    for file in &fds.file {
+        for service in &file.service {
+            for method in &service.method {
+                known.push(rpc_name(file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    let mut unknown: Vec<String> = names
+        .filter(|name| !known.contains(name))
+        .map(|name| {
+            format!("method options name rpc {name}, which no compiled service declares (known: {})", known.join(", "))
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// `package.Service/Method` (`Service/Method` without a package).
+fn rpc_name(package: &str, service: &str, method: &str) -> String {
+    if package.is_empty() { format!("{service}/{method}") } else { format!("{package}.{service}/{method}") }
+}
+
 /// Writes the grain code for each service (see the crate docs).
 #[derive(Debug, Default)]
 pub(crate) struct GrainGenerator {
     pub(crate) messages: HashMap<String, Vec<String>>,
+    pub(crate) methods: HashMap<String, MethodOptions>,
 }
 
 impl ServiceGenerator for GrainGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
         let messages = self.messages.get(&service.package).cloned().unwrap_or_default();
-        buf.push_str(&generate_service(&service, &messages));
+        buf.push_str(&generate_service(&service, &messages, &self.methods));
     }
 }
 
@@ -114,7 +178,11 @@ fn docs(comments: &Comments, fallback: &str) -> String {
 
 /// The generated code for one service; `messages` are the Rust paths of
 /// the messages of its package, registered with the remote serializer.
-pub(crate) fn generate_service(service: &Service, messages: &[String]) -> String {
+pub(crate) fn generate_service(
+    service: &Service,
+    messages: &[String],
+    methods: &HashMap<String, MethodOptions>,
+) -> String {
     let name = &service.name;
     let full = if service.package.is_empty() {
         service.proto_name.clone()
@@ -128,6 +196,10 @@ pub(crate) fn generate_service(service: &Service, messages: &[String]) -> String
     let client = format!("{name}Client");
     let register = format!("register_{}_messages", name.to_snake_case());
     let a = format!("{RT}::actor");
+    let no_options = MethodOptions::default();
+    let options_of = |m: &Method| {
+        methods.get(&rpc_name(&service.package, &service.proto_name, &m.proto_name)).unwrap_or(&no_options)
+    };
     let mut out = String::new();
 
     let _ = writeln!(out, "/// The cluster kind name of grains of service `{full}`.");
@@ -138,7 +210,8 @@ pub(crate) fn generate_service(service: &Service, messages: &[String]) -> String
     let _ = writeln!(
         out,
         "///\n/// Implement it and host it with [`{kind}`]; call it with [`{client}`]. Each rpc runs \
-         to completion before the grain sees its next message."
+         to completion before the grain sees its next message, except reentrant ones (their \
+         methods return a future that runs while the grain handles other messages)."
     );
     let _ = writeln!(out, "pub trait {grain}: Send + 'static {{");
     let _ = writeln!(
@@ -161,6 +234,17 @@ fn receive_default(&mut self, ctx: &mut {a}::Context) -> impl ::std::future::Fut
     );
     for m in &service.methods {
         out.push_str(&docs(&m.comments, &format!("Rpc `{}`.", m.proto_name)));
+        if options_of(m).reentrant {
+            let _ = writeln!(
+                out,
+                "///
+/// Reentrant: the returned future runs without borrowing the grain, which meanwhile handles \
+other messages; the caller gets its result when it completes.
+fn {}(&mut self, request: {}, ctx: &mut {a}::Context) -> impl ::std::future::Future<Output = ::std::result::Result<{}, {RT}::GrainError>> + Send + use<Self>;",
+                m.name, m.input_type, m.output_type
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "fn {}(&mut self, request: {}, ctx: &mut {a}::Context) -> impl ::std::future::Future<Output = ::std::result::Result<{}, {RT}::GrainError>> + Send;",
@@ -208,6 +292,22 @@ impl<G: {grain}> {a}::Actor for {actor}<G> {{
     );
     for (index, m) in service.methods.iter().enumerate() {
         let method = format!("{full}/{}", m.proto_name);
+        if options_of(m).reentrant {
+            let _ = writeln!(
+                out,
+                "{index} => {{
+    let Some(message) = {RT}::decode_request::<{input}>(ctx, &request, \"{method}\") else {{
+        return Ok(());
+    }};
+    let call = {RT}::run_method(self.grain.{mname}(message, ctx));
+    ctx.reenter_after(call, |_: &mut Self, ctx, outcome| {RT}::respond(ctx, \"{method}\", outcome));
+    Ok(())
+}}",
+                input = m.input_type,
+                mname = m.name,
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{index} => {{
@@ -285,7 +385,7 @@ impl {client} {{
     }}"
     );
     for (index, m) in service.methods.iter().enumerate() {
-        out.push_str(&client_method(m, index, &kind_const));
+        out.push_str(&client_method(m, index, &kind_const, options_of(m)));
     }
     out.push_str("}\n");
 
@@ -314,14 +414,32 @@ pub fn {register}(config: {RT}::remote::RemoteConfig) -> {RT}::remote::RemoteCon
     out
 }
 
-fn client_method(m: &Method, index: usize, kind_const: &str) -> String {
+fn millis(d: Option<Duration>) -> String {
+    match d {
+        Some(d) => format!("Some(::std::time::Duration::from_millis({}))", d.as_millis()),
+        None => "None".to_string(),
+    }
+}
+
+fn client_method(m: &Method, index: usize, kind_const: &str, options: &MethodOptions) -> String {
     let mut out = docs(&m.comments, &format!("Calls rpc `{}`.", m.proto_name));
+    let (call_options, defaults) = if options.timeout.is_none() && options.deadline.is_none() {
+        ("options".to_string(), "`CallOptions::default()` keeps the cluster's".to_string())
+    } else {
+        (
+            format!("&{RT}::method_options(options, {}, {})", millis(options.timeout), millis(options.deadline)),
+            format!(
+                "fields left `None` take this rpc's defaults (timeout {:?}, deadline {:?}), then the cluster's",
+                options.timeout, options.deadline
+            ),
+        )
+    };
     let _ = writeln!(
         out,
         "///
-/// `options` sets this call's timeout, deadline and retries (`CallOptions::default()` keeps the cluster's).
+/// `options` sets this call's timeout, deadline and retries ({defaults}).
 pub async fn {name}(&self, request: {input}, options: &{RT}::CallOptions) -> ::std::result::Result<{output}, {RT}::CallError> {{
-    {RT}::call(&self.cluster, &self.identity, {kind_const}, {index}, &request, options).await
+    {RT}::call(&self.cluster, &self.identity, {kind_const}, {index}, &request, {call_options}).await
 }}",
         name = m.name,
         input = m.input_type,

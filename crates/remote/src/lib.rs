@@ -62,11 +62,12 @@ pub use serialization::{JSON, PROTOBUF, Serialization};
 pub use wire::UndeliveredRemoteMessage;
 
 /// Fuzzing entry point (not API): decodes `bytes` as a `MessageBatch` and, if
-/// that succeeds, every envelope exactly as the server does, discarding the
-/// results. Panics only on a bug (a target index the server would use out of
-/// range, or a panic in decoding).
+/// that succeeds, every envelope exactly as the server does. Returns `None`
+/// if the frame is not a batch, else per envelope `Ok(())` (delivered) or the
+/// error that refused it. Panics only on a bug (a target index the server
+/// would use out of range, or a panic in decoding).
 #[doc(hidden)]
-pub fn fuzz_decode_batch(bytes: &[u8]) {
+pub fn fuzz_decode_batch(bytes: &[u8]) -> Option<Vec<Result<(), String>>> {
     static SERIALIZATION: std::sync::OnceLock<Serialization> = std::sync::OnceLock::new();
     let serialization = SERIALIZATION.get_or_init(|| {
         let mut s = Serialization::new();
@@ -75,15 +76,21 @@ pub fn fuzz_decode_batch(bytes: &[u8]) {
         s.register_protobuf_named::<proto::ActorPidResponse>("remote.ActorPidResponse");
         s
     });
-    let Ok(batch) = codec::parse_batch(bytes::Bytes::copy_from_slice(bytes)) else { return };
+    let Ok(batch) = codec::parse_batch(bytes::Bytes::copy_from_slice(bytes)) else { return None };
     let peer = "127.0.0.1:1";
     let senders: Vec<protoactor_actor::Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer)).collect();
     let slots = wire::type_slots(serialization, &batch);
+    let mut outcomes = Vec::with_capacity(batch.envelopes.len());
     for envelope in &batch.envelopes {
         let target = match wire::decode_envelope(&slots, &batch, envelope, &senders, peer) {
             Ok(wire::Delivery::User { target, .. } | wire::Delivery::System { target, .. }) => target,
-            Err(_) => continue,
+            Err(e) => {
+                outcomes.push(Err(e.to_string()));
+                continue;
+            }
         };
         assert!(target < batch.targets.len(), "decoded target {target} is out of range");
+        outcomes.push(Ok(()));
     }
+    Some(outcomes)
 }

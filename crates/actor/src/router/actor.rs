@@ -10,7 +10,7 @@ use crate::actor::Actor;
 use crate::context::Context;
 use crate::error::ActorResult;
 use crate::message::{
-    BoxMessage, Envelope, Message, MessageHeader, ReceiveTimeout, Restarting, Started, Stopped, Stopping, Terminated,
+    AnyMessage, Envelope, Message, MessageHeader, ReceiveTimeout, Restarting, Started, Stopped, Stopping, Terminated,
 };
 use crate::pid::Pid;
 use crate::props::Props;
@@ -37,13 +37,13 @@ pub(crate) enum Source {
 }
 
 /// Copies a message of one registered type (`None` if it is another type).
-pub(crate) type Cloner = fn(&dyn Any) -> Option<BoxMessage>;
+pub(crate) type Cloner = fn(&dyn Any) -> Option<AnyMessage>;
 
 /// Extracts the hash key of a message of one registered type.
 pub(crate) type KeyFn = Arc<dyn Fn(&dyn Any) -> Option<String> + Send + Sync>;
 
-pub(crate) fn cloner_for<T: Message + Clone>(message: &dyn Any) -> Option<BoxMessage> {
-    message.downcast_ref::<T>().map(|m| BoxMessage::new(m.clone()))
+pub(crate) fn cloner_for<T: Message + Clone>(message: &dyn Any) -> Option<AnyMessage> {
+    message.downcast_ref::<T>().map(|m| AnyMessage::new(m.clone()))
 }
 
 /// Everything needed to (re)create a router actor.
@@ -272,7 +272,7 @@ impl RouterActor {
     }
 }
 
-fn envelope_of(message: BoxMessage, sender: &Option<Pid>, header: &Option<MessageHeader>) -> Envelope {
+fn envelope_of(message: AnyMessage, sender: &Option<Pid>, header: &Option<MessageHeader>) -> Envelope {
     let envelope = Envelope::from_boxed(message).with_sender(sender.clone());
     match header {
         Some(h) => envelope.with_header(h.clone()),

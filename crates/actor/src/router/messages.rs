@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::message::{BoxMessage, Message};
+use crate::message::{AnyMessage, Message};
 use crate::pid::Pid;
 
 /// Adds a routee to a router (ignored if it is one already). The router
@@ -50,12 +50,12 @@ impl BroadcastMessage {
     }
 
     /// A boxed copy of the wrapped message.
-    pub(crate) fn copy(&self) -> BoxMessage {
+    pub(crate) fn copy(&self) -> AnyMessage {
         self.message.clone_boxed()
     }
 
     /// The wrapped message itself.
-    pub(crate) fn into_inner(self) -> BoxMessage {
+    pub(crate) fn into_inner(self) -> AnyMessage {
         self.message.into_boxed()
     }
 }
@@ -68,18 +68,18 @@ impl fmt::Debug for BroadcastMessage {
 
 /// A message that can copy itself while type-erased.
 trait CloneMessage: Send {
-    fn clone_boxed(&self) -> BoxMessage;
-    fn into_boxed(self: Box<Self>) -> BoxMessage;
+    fn clone_boxed(&self) -> AnyMessage;
+    fn into_boxed(self: Box<Self>) -> AnyMessage;
     fn message_type_name(&self) -> &'static str;
 }
 
 impl<M: Message + Clone> CloneMessage for M {
-    fn clone_boxed(&self) -> BoxMessage {
-        BoxMessage::new(self.clone())
+    fn clone_boxed(&self) -> AnyMessage {
+        AnyMessage::new(self.clone())
     }
 
-    fn into_boxed(self: Box<Self>) -> BoxMessage {
-        BoxMessage::new(*self)
+    fn into_boxed(self: Box<Self>) -> AnyMessage {
+        AnyMessage::new(*self)
     }
 
     fn message_type_name(&self) -> &'static str {

@@ -6,7 +6,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::WAIT;
-use protoactor_actor::{ActorSystem, BoxMessage, Context, Error, Pid, Props, downcast_message};
+use protoactor_actor::{ActorSystem, AnyMessage, Context, Error, Pid, Props};
 
 /// Answers `u32` requests with `n * 2`, "text" with a `String`, ignores "silence".
 fn answering(system: &ActorSystem) -> Pid {
@@ -58,10 +58,10 @@ async fn a_response_of_another_type_is_unexpected_response() {
 async fn asking_for_box_message_accepts_any_type() {
     let system = ActorSystem::new();
     let pid = answering(&system);
-    let text: BoxMessage = system.root().request_future(&pid, "text", WAIT).await.expect("any type is accepted");
-    assert_eq!(downcast_message::<String>(text).expect("the response is a String"), "some text");
-    let number: BoxMessage = system.root().request_future(&pid, 21u32, WAIT).await.expect("any type is accepted");
-    assert_eq!(downcast_message::<u64>(number).expect("the response is a u64"), 42);
+    let text: AnyMessage = system.root().request_future(&pid, "text", WAIT).await.expect("any type is accepted");
+    assert_eq!(text.downcast::<String>().expect("the response is a String"), "some text");
+    let number: AnyMessage = system.root().request_future(&pid, 21u32, WAIT).await.expect("any type is accepted");
+    assert_eq!(number.downcast::<u64>().expect("the response is a u64"), 42);
     system.shutdown().await;
 }
 

@@ -50,6 +50,20 @@ impl ::prost::Name for CrashRequest {
         "/tests.bank.CrashRequest".into()
     }
 }
+/// Waits until the test releases the grain's holds (reentrant: the grain
+/// keeps serving other requests meanwhile).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HoldRequest {}
+impl ::prost::Name for HoldRequest {
+    const NAME: &'static str = "HoldRequest";
+    const PACKAGE: &'static str = "tests.bank";
+    fn full_name() -> ::prost::alloc::string::String {
+        "tests.bank.HoldRequest".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/tests.bank.HoldRequest".into()
+    }
+}
 /// Asks a grain about itself.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DescribeRequest {}
@@ -113,15 +127,15 @@ impl ::prost::Name for Description {
 pub const ACCOUNT_KIND: &str = "Account";
 /// A bank account, one grain per account id.
 ///
-/// Implement it and host it with [`AccountKind`]; call it with [`AccountClient`]. Each rpc runs to completion before the grain sees its next message.
+/// Implement it and host it with [`AccountKind`]; call it with [`AccountClient`]. Each rpc runs to completion before the grain sees its next message, except reentrant ones (their methods return a future that runs while the grain handles other messages).
 pub trait AccountGrain: Send + 'static {
     /// Runs when an activation starts, before any request, with the grain's identity.
     fn init(
         &mut self,
-        identity: &::protoactor_codegen::runtime::cluster::ClusterIdentity,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        identity: &::protoactor_grain::cluster::ClusterIdentity,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
-        Output = ::protoactor_codegen::runtime::actor::ActorResult,
+        Output = ::protoactor_grain::actor::ActorResult,
     > + Send {
         let _ = (identity, ctx);
         async { Ok(()) }
@@ -129,9 +143,9 @@ pub trait AccountGrain: Send + 'static {
     /// Runs when the activation stops: passivated after its idle timeout, or its member shutting down.
     fn terminate(
         &mut self,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
-        Output = ::protoactor_codegen::runtime::actor::ActorResult,
+        Output = ::protoactor_grain::actor::ActorResult,
     > + Send {
         let _ = ctx;
         async { Ok(()) }
@@ -139,9 +153,9 @@ pub trait AccountGrain: Send + 'static {
     /// Handles any other message: sent to the grain directly (not through [`AccountClient`]), and lifecycle messages other than `Started` and `Stopped`.
     fn receive_default(
         &mut self,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
-        Output = ::protoactor_codegen::runtime::actor::ActorResult,
+        Output = ::protoactor_grain::actor::ActorResult,
     > + Send {
         let _ = ctx;
         async { Ok(()) }
@@ -150,48 +164,58 @@ pub trait AccountGrain: Send + 'static {
     fn deposit(
         &mut self,
         request: DepositRequest,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             super::common::Balance,
-            ::protoactor_codegen::runtime::GrainError,
+            ::protoactor_grain::GrainError,
         >,
     > + Send;
     /// Takes `amount` out, or fails with reason `insufficient_funds`.
     fn withdraw(
         &mut self,
         request: WithdrawRequest,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             super::common::Balance,
-            ::protoactor_codegen::runtime::GrainError,
+            ::protoactor_grain::GrainError,
         >,
     > + Send;
     /// Panics.
     fn crash(
         &mut self,
         request: CrashRequest,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             super::common::Balance,
-            ::protoactor_codegen::runtime::GrainError,
+            ::protoactor_grain::GrainError,
         >,
     > + Send;
     /// Rpc `Describe`.
     fn describe(
         &mut self,
         request: DescribeRequest,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
+        ctx: &mut ::protoactor_grain::actor::Context,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<Description, ::protoactor_grain::GrainError>,
+    > + Send;
+    /// Answers the balance at the call, once the test releases it (reentrant).
+    ///
+    /// Reentrant: the returned future runs without borrowing the grain, which meanwhile handles other messages; the caller gets its result when it completes.
+    fn hold(
+        &mut self,
+        request: HoldRequest,
+        ctx: &mut ::protoactor_grain::actor::Context,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
-            Description,
-            ::protoactor_codegen::runtime::GrainError,
+            super::common::Balance,
+            ::protoactor_grain::GrainError,
         >,
-    > + Send;
+    > + Send + use<Self>;
 }
-/// The actor hosting a [`AccountGrain`]: runs its hooks and dispatches each rpc request to its method, answering with the response or a [`GrainErrorResponse`](::protoactor_codegen::runtime::GrainErrorResponse).
+/// The actor hosting a [`AccountGrain`]: runs its hooks and dispatches each rpc request to its method, answering with the response or a [`GrainErrorResponse`](::protoactor_grain::GrainErrorResponse).
 pub struct AccountActor<G> {
     grain: G,
 }
@@ -210,102 +234,96 @@ impl<G> ::std::fmt::Debug for AccountActor<G> {
         f.debug_struct("AccountActor").finish_non_exhaustive()
     }
 }
-impl<G: AccountGrain> ::protoactor_codegen::runtime::actor::Actor for AccountActor<G> {
+impl<G: AccountGrain> ::protoactor_grain::actor::Actor for AccountActor<G> {
     async fn receive(
         &mut self,
-        ctx: &mut ::protoactor_codegen::runtime::actor::Context,
-    ) -> ::protoactor_codegen::runtime::actor::ActorResult {
-        if ctx.message_is::<::protoactor_codegen::runtime::actor::Started>() {
-            let identity = ::protoactor_codegen::runtime::cluster::GrainContext::cluster_identity(
+        ctx: &mut ::protoactor_grain::actor::Context,
+    ) -> ::protoactor_grain::actor::ActorResult {
+        if ctx.message_is::<::protoactor_grain::actor::Started>() {
+            let identity = ::protoactor_grain::cluster::GrainContext::cluster_identity(
                     ctx,
                 )
                 .cloned()
                 .unwrap_or_default();
             return self.grain.init(&identity, ctx).await;
         }
-        if ctx.message_is::<::protoactor_codegen::runtime::actor::Stopped>() {
+        if ctx.message_is::<::protoactor_grain::actor::Stopped>() {
             return self.grain.terminate(ctx).await;
         }
-        let Some(request) = ctx
-            .take_message::<::protoactor_codegen::runtime::GrainRequest>() else {
+        let Some(request) = ctx.take_message::<::protoactor_grain::GrainRequest>() else {
             return self.grain.receive_default(ctx).await;
         };
         match request.method_index {
             0 => {
-                let Some(message) = ::protoactor_codegen::runtime::decode_request::<
+                let Some(message) = ::protoactor_grain::decode_request::<
                     DepositRequest,
                 >(ctx, &request, "tests.bank.Account/Deposit") else {
                     return Ok(());
                 };
-                let outcome = ::protoactor_codegen::runtime::run_method(
+                let outcome = ::protoactor_grain::run_method(
                         self.grain.deposit(message, ctx),
                     )
                     .await;
-                ::protoactor_codegen::runtime::respond(
-                    ctx,
-                    "tests.bank.Account/Deposit",
-                    outcome,
-                )
+                ::protoactor_grain::respond(ctx, "tests.bank.Account/Deposit", outcome)
             }
             1 => {
-                let Some(message) = ::protoactor_codegen::runtime::decode_request::<
+                let Some(message) = ::protoactor_grain::decode_request::<
                     WithdrawRequest,
                 >(ctx, &request, "tests.bank.Account/Withdraw") else {
                     return Ok(());
                 };
-                let outcome = ::protoactor_codegen::runtime::run_method(
+                let outcome = ::protoactor_grain::run_method(
                         self.grain.withdraw(message, ctx),
                     )
                     .await;
-                ::protoactor_codegen::runtime::respond(
-                    ctx,
-                    "tests.bank.Account/Withdraw",
-                    outcome,
-                )
+                ::protoactor_grain::respond(ctx, "tests.bank.Account/Withdraw", outcome)
             }
             2 => {
-                let Some(message) = ::protoactor_codegen::runtime::decode_request::<
+                let Some(message) = ::protoactor_grain::decode_request::<
                     CrashRequest,
                 >(ctx, &request, "tests.bank.Account/Crash") else {
                     return Ok(());
                 };
-                let outcome = ::protoactor_codegen::runtime::run_method(
+                let outcome = ::protoactor_grain::run_method(
                         self.grain.crash(message, ctx),
                     )
                     .await;
-                ::protoactor_codegen::runtime::respond(
-                    ctx,
-                    "tests.bank.Account/Crash",
-                    outcome,
-                )
+                ::protoactor_grain::respond(ctx, "tests.bank.Account/Crash", outcome)
             }
             3 => {
-                let Some(message) = ::protoactor_codegen::runtime::decode_request::<
+                let Some(message) = ::protoactor_grain::decode_request::<
                     DescribeRequest,
                 >(ctx, &request, "tests.bank.Account/Describe") else {
                     return Ok(());
                 };
-                let outcome = ::protoactor_codegen::runtime::run_method(
+                let outcome = ::protoactor_grain::run_method(
                         self.grain.describe(message, ctx),
                     )
                     .await;
-                ::protoactor_codegen::runtime::respond(
-                    ctx,
-                    "tests.bank.Account/Describe",
-                    outcome,
-                )
+                ::protoactor_grain::respond(ctx, "tests.bank.Account/Describe", outcome)
             }
-            other => {
-                ::protoactor_codegen::runtime::unknown_method(
-                    ctx,
-                    "tests.bank.Account",
-                    other,
-                )
+            4 => {
+                let Some(message) = ::protoactor_grain::decode_request::<
+                    HoldRequest,
+                >(ctx, &request, "tests.bank.Account/Hold") else {
+                    return Ok(());
+                };
+                let call = ::protoactor_grain::run_method(self.grain.hold(message, ctx));
+                ctx.reenter_after(
+                    call,
+                    |_: &mut Self, ctx, outcome| ::protoactor_grain::respond(
+                        ctx,
+                        "tests.bank.Account/Hold",
+                        outcome,
+                    ),
+                );
+                Ok(())
             }
+            other => ::protoactor_grain::unknown_method(ctx, "tests.bank.Account", other),
         }
     }
 }
-/// Builds the cluster [`Kind`](::protoactor_codegen::runtime::cluster::Kind) `"Account"` hosting [`AccountGrain`]s made by a factory.
+/// Builds the cluster [`Kind`](::protoactor_grain::cluster::Kind) `"Account"` hosting [`AccountGrain`]s made by a factory.
 pub struct AccountKind<G> {
     factory: ::std::sync::Arc<dyn Fn() -> G + Send + Sync>,
     idle_timeout: ::std::option::Option<::std::time::Duration>,
@@ -324,15 +342,12 @@ impl<G: AccountGrain> AccountKind<G> {
         self
     }
     /// The kind to register with `ClusterConfig::with_kind`.
-    pub fn into_kind(self) -> ::protoactor_codegen::runtime::cluster::Kind {
+    pub fn into_kind(self) -> ::protoactor_grain::cluster::Kind {
         let factory = self.factory;
-        let props = ::protoactor_codegen::runtime::actor::Props::from_producer(move || AccountActor::new(
+        let props = ::protoactor_grain::actor::Props::from_producer(move || AccountActor::new(
             factory(),
         ));
-        let kind = ::protoactor_codegen::runtime::cluster::Kind::new(
-            ACCOUNT_KIND,
-            props,
-        );
+        let kind = ::protoactor_grain::cluster::Kind::new(ACCOUNT_KIND, props);
         match self.idle_timeout {
             Some(timeout) => kind.with_idle_timeout(timeout),
             None => kind,
@@ -347,7 +362,7 @@ impl<G> ::std::fmt::Debug for AccountKind<G> {
     }
 }
 impl<G: AccountGrain> ::std::convert::From<AccountKind<G>>
-for ::protoactor_codegen::runtime::cluster::Kind {
+for ::protoactor_grain::cluster::Kind {
     fn from(kind: AccountKind<G>) -> Self {
         kind.into_kind()
     }
@@ -355,13 +370,13 @@ for ::protoactor_codegen::runtime::cluster::Kind {
 /// Calls one grain of service `tests.bank.Account` (kind [`ACCOUNT_KIND`]) from any member or client of the cluster.
 #[derive(Debug, Clone)]
 pub struct AccountClient {
-    cluster: ::protoactor_codegen::runtime::cluster::Cluster,
+    cluster: ::protoactor_grain::cluster::Cluster,
     identity: ::std::string::String,
 }
 impl AccountClient {
     /// The grain `identity` of this service's kind, reached through `cluster`.
     pub fn new(
-        cluster: &::protoactor_codegen::runtime::cluster::Cluster,
+        cluster: &::protoactor_grain::cluster::Cluster,
         identity: impl ::std::convert::Into<::std::string::String>,
     ) -> Self {
         AccountClient {
@@ -379,12 +394,9 @@ impl AccountClient {
     pub async fn deposit(
         &self,
         request: DepositRequest,
-        options: &::protoactor_codegen::runtime::CallOptions,
-    ) -> ::std::result::Result<
-        super::common::Balance,
-        ::protoactor_codegen::runtime::CallError,
-    > {
-        ::protoactor_codegen::runtime::call(
+        options: &::protoactor_grain::CallOptions,
+    ) -> ::std::result::Result<super::common::Balance, ::protoactor_grain::CallError> {
+        ::protoactor_grain::call(
                 &self.cluster,
                 &self.identity,
                 ACCOUNT_KIND,
@@ -400,12 +412,9 @@ impl AccountClient {
     pub async fn withdraw(
         &self,
         request: WithdrawRequest,
-        options: &::protoactor_codegen::runtime::CallOptions,
-    ) -> ::std::result::Result<
-        super::common::Balance,
-        ::protoactor_codegen::runtime::CallError,
-    > {
-        ::protoactor_codegen::runtime::call(
+        options: &::protoactor_grain::CallOptions,
+    ) -> ::std::result::Result<super::common::Balance, ::protoactor_grain::CallError> {
+        ::protoactor_grain::call(
                 &self.cluster,
                 &self.identity,
                 ACCOUNT_KIND,
@@ -421,12 +430,9 @@ impl AccountClient {
     pub async fn crash(
         &self,
         request: CrashRequest,
-        options: &::protoactor_codegen::runtime::CallOptions,
-    ) -> ::std::result::Result<
-        super::common::Balance,
-        ::protoactor_codegen::runtime::CallError,
-    > {
-        ::protoactor_codegen::runtime::call(
+        options: &::protoactor_grain::CallOptions,
+    ) -> ::std::result::Result<super::common::Balance, ::protoactor_grain::CallError> {
+        ::protoactor_grain::call(
                 &self.cluster,
                 &self.identity,
                 ACCOUNT_KIND,
@@ -442,9 +448,9 @@ impl AccountClient {
     pub async fn describe(
         &self,
         request: DescribeRequest,
-        options: &::protoactor_codegen::runtime::CallOptions,
-    ) -> ::std::result::Result<Description, ::protoactor_codegen::runtime::CallError> {
-        ::protoactor_codegen::runtime::call(
+        options: &::protoactor_grain::CallOptions,
+    ) -> ::std::result::Result<Description, ::protoactor_grain::CallError> {
+        ::protoactor_grain::call(
                 &self.cluster,
                 &self.identity,
                 ACCOUNT_KIND,
@@ -454,17 +460,40 @@ impl AccountClient {
             )
             .await
     }
+    /// Answers the balance at the call, once the test releases it (reentrant).
+    ///
+    /// `options` sets this call's timeout, deadline and retries (fields left `None` take this rpc's defaults (timeout Some(30s), deadline None), then the cluster's).
+    pub async fn hold(
+        &self,
+        request: HoldRequest,
+        options: &::protoactor_grain::CallOptions,
+    ) -> ::std::result::Result<super::common::Balance, ::protoactor_grain::CallError> {
+        ::protoactor_grain::call(
+                &self.cluster,
+                &self.identity,
+                ACCOUNT_KIND,
+                4,
+                &request,
+                &::protoactor_grain::method_options(
+                    options,
+                    Some(::std::time::Duration::from_millis(30000)),
+                    None,
+                ),
+            )
+            .await
+    }
 }
 /// Registers the messages of service `tests.bank.Account` (and of its package) with the remote serializer, so they can cross the wire: use it on the `RemoteConfig` of every member and client.
 pub fn register_account_messages(
-    config: ::protoactor_codegen::runtime::remote::RemoteConfig,
-) -> ::protoactor_codegen::runtime::remote::RemoteConfig {
+    config: ::protoactor_grain::remote::RemoteConfig,
+) -> ::protoactor_grain::remote::RemoteConfig {
     config
-        .with_protobuf::<::protoactor_codegen::runtime::GrainRequest>()
-        .with_protobuf::<::protoactor_codegen::runtime::GrainErrorResponse>()
+        .with_protobuf::<::protoactor_grain::GrainRequest>()
+        .with_protobuf::<::protoactor_grain::GrainErrorResponse>()
         .with_protobuf::<DepositRequest>()
         .with_protobuf::<WithdrawRequest>()
         .with_protobuf::<CrashRequest>()
+        .with_protobuf::<HoldRequest>()
         .with_protobuf::<DescribeRequest>()
         .with_protobuf::<Description>()
         .with_protobuf::<description::Activation>()

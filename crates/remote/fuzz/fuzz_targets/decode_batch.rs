@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    protoactor_remote::fuzz_decode_batch(data);
+    let _ = protoactor_remote::fuzz_decode_batch(data);
 });

@@ -115,24 +115,35 @@ fn random_and_mutated_frames_never_panic() {
                 _ => mutated_decoded += 1,
             }
         }
-        fuzz_decode_batch(&bytes);
+        let _ = fuzz_decode_batch(&bytes);
     }
     // Guards against a generator that never reaches the per-envelope decoding.
     assert_eq!(valid, CASES / 4, "every generated valid batch decodes");
     assert!(mutated_decoded > CASES / 20, "only {mutated_decoded} mutated inputs still decoded to a batch");
 }
 
-/// `sender` is a 1-based index on the wire; the most negative i32 must be
-/// refused like any other bad index, not overflow while subtracting one.
+/// `sender` is a 1-based index on the wire (0: no sender); the most negative
+/// i32 must be refused like any other bad index, not overflow while
+/// subtracting one. The in-range indexes beside them are delivered, so the
+/// refusals are for the index, not for the rest of the envelope.
 #[test]
 fn most_negative_sender_index_is_rejected() {
-    for sender in [i32::MIN, -1, i32::MAX] {
+    let decode = |sender: i32| {
         let batch = MessageBatch {
             type_names: vec!["actor.Stop".into()],
             targets: vec!["t".into()],
             envelopes: vec![MessageEnvelope { sender, ..Default::default() }],
-            senders: Vec::new(),
+            senders: vec![actor_proto::Pid { address: String::new(), id: "s".into(), request_id: 0 }],
         };
-        fuzz_decode_batch(&batch.encode_to_vec());
+        let outcomes = fuzz_decode_batch(&batch.encode_to_vec()).expect("the frame is a batch");
+        assert_eq!(outcomes.len(), 1);
+        outcomes.into_iter().next().expect("one outcome")
+    };
+    for sender in [0, 1] {
+        assert_eq!(decode(sender), Ok(()), "sender index {sender} is in range");
+    }
+    for sender in [i32::MIN, -1, 2, i32::MAX] {
+        let refused = decode(sender).expect_err("an out-of-range sender index is refused");
+        assert!(refused.contains("sender index out of range"), "sender {sender}: {refused}");
     }
 }

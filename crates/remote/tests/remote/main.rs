@@ -3,15 +3,11 @@
 
 #![forbid(unsafe_code)]
 mod common;
-#[path = "../bin/peer_protocol.rs"]
-mod peer_protocol;
 
-mod bad_input;
 mod blocking;
 mod errors;
 mod fuzz_smoke;
 mod messaging;
-mod process_death;
 mod security;
 mod smoke;
 mod spawn;

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tonic::codegen::http;
 
-use crate::peer_protocol::{self, Ping, Pong, READY};
+use protoactor_integration_tests::peer_protocol::{self, Ping, Pong, READY};
 
 /// Growth of the server's RSS over its baseline that counts as "back".
 const RSS_BOUND_KIB: u64 = 24 * 1024;

@@ -14,9 +14,7 @@ use std::time::Duration;
 use protoactor_actor::prelude::*;
 use protoactor_remote::{Remote, RemoteConfig};
 
-mod peer_protocol;
-
-use peer_protocol::{Ping, Pong, READY};
+use protoactor_integration_tests::peer_protocol::{self, Ping, Pong, READY};
 
 struct Echo;
 

@@ -1,14 +1,34 @@
-//! What generated grain code refers to (as `::protoactor_codegen::runtime::…`):
-//! the wire messages, the error types, and the helpers that dispatch a
-//! request to a grain method and carry its outcome back to the caller.
+//! # protoactor-grain
+//!
+//! The run-time half of typed grains: what the code that
+//! `protoactor-codegen` writes from a
+//! `build.rs` calls (as `::protoactor_grain::…`), the wire messages, the error
+//! types, and the helpers that dispatch a request to a grain method and carry
+//! its outcome back to the caller. A crate with generated grains depends on
+//! `protoactor-grain` and `prost`; `protoactor-codegen` (prost-build, protoc)
+//! stays a build dependency, out of the binary's dependency tree.
 //!
 //! Users meet [`GrainError`] (returned by grain methods), [`CallError`]
 //! (returned by clients) and [`CallOptions`] (per-call timeout, deadline,
 //! retries); the rest is used by the generated code only.
+//!
+//! ```
+//! use protoactor_grain::{CallError, CallOptions, GrainError};
+//! use std::time::Duration;
+//!
+//! // What a grain method returns on failure; the caller gets it back.
+//! let e = GrainError::with_reason("not_found", "no such account").with_metadata("account", "42");
+//! let call_error = CallError::from(e.clone());
+//! assert_eq!(call_error.grain_error(), Some(&e));
+//! // What a caller passes to a generated client method.
+//! let options = CallOptions::default().with_timeout(Duration::from_secs(2));
+//! assert_eq!(options.timeout, Some(Duration::from_secs(2)));
+//! ```
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use protoactor_actor::{ActorError, ActorResult, AnyMessage, Context, Message};
@@ -38,7 +58,7 @@ pub const REASON_UNKNOWN: &str = "unknown";
 /// gets it back as [`CallError::Grain`].
 ///
 /// ```
-/// use protoactor_codegen::runtime::GrainError;
+/// use protoactor_grain::GrainError;
 ///
 /// let e = GrainError::with_reason("not_found", "no such account").with_metadata("account", "42");
 /// assert_eq!(e.reason, "not_found");
@@ -214,4 +234,10 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "(non-string panic payload)".to_string()
     }
+}
+
+/// `options` with the rpc's own defaults (set per method in `build.rs`) where
+/// the caller left a field `None` (generated clients call this).
+pub fn method_options(options: &CallOptions, timeout: Option<Duration>, deadline: Option<Duration>) -> CallOptions {
+    CallOptions { timeout: options.timeout.or(timeout), deadline: options.deadline.or(deadline), ..*options }
 }

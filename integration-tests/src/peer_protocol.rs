@@ -5,19 +5,24 @@ use protoactor_remote::RemoteConfig;
 
 /// Asks the peer's `echo` to answer with [`Pong`] after `delay_ms`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Ping {
-    pub(crate) n: u32,
-    pub(crate) delay_ms: u64,
+pub struct Ping {
+    /// Echoed back in the [`Pong`].
+    pub n: u32,
+    /// How long the peer waits before answering.
+    pub delay_ms: u64,
 }
 
 /// The answer to a [`Ping`], carrying its `n`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Pong(pub(crate) u32);
+pub struct Pong(
+    /// The ping's `n`.
+    pub u32,
+);
 
 /// The line the peer prints once it serves, followed by its address.
-pub(crate) const READY: &str = "READY ";
+pub const READY: &str = "READY ";
 
 /// Registers the protocol's messages.
-pub(crate) fn register(config: RemoteConfig) -> RemoteConfig {
+pub fn register(config: RemoteConfig) -> RemoteConfig {
     config.with_json::<Ping>("peer.Ping").with_json::<Pong>("peer.Pong")
 }
