@@ -15,10 +15,17 @@
 //!   backoff), or an error that retrying cannot fix:
 //!   [`Error::IdentityBlocked`] when the kind refuses the identity,
 //!   [`Error::UnknownKind`] when no member hosts the kind.
-//! * To activate, spawn [`Cluster::activation_props`] for the identity on
-//!   a member that hosts the kind (it carries the identity into the grain's
-//!   context and counts the activation). Concurrent gets for one identity
-//!   must produce one activation.
+//! * To activate, call [`ClusterHandle::activate`] with a member that hosts
+//!   the kind (the cluster's activator on that member spawns the grain,
+//!   carrying the identity into its context; it waits at most
+//!   [`ClusterConfig::activation_timeout`](crate::ClusterConfig::activation_timeout)),
+//!   or [`ClusterHandle::spawn_activation`] on this member. Concurrent gets
+//!   for one identity must produce one activation.
+//! * A lookup that keeps its state in a store implements only
+//!   [`IdentityStorage`](crate::IdentityStorage) and runs on
+//!   [`StorageIdentityLookup`](crate::StorageIdentityLookup).
+//! * Wire messages of its own are registered in
+//!   [`register_messages`](IdentityLookup::register_messages).
 //! * When an activation stops, its member publishes
 //!   [`ActivationTerminating`](crate::ActivationTerminating) on its event
 //!   stream; forget the entry (and tell other members if they keep one).
@@ -31,8 +38,9 @@
 
 use futures_util::future::BoxFuture;
 use protoactor_actor::Pid;
+use protoactor_remote::Serialization;
 
-use crate::cluster::Cluster;
+use crate::handle::ClusterHandle;
 use crate::error::Error;
 use crate::identity::ClusterIdentity;
 
@@ -41,7 +49,7 @@ pub trait IdentityLookup: Send + Sync + 'static {
     /// Prepares the lookup for `cluster`, hosting `kinds` unless `is_client`.
     fn setup<'a>(
         &'a self,
-        cluster: &'a Cluster,
+        cluster: &'a ClusterHandle,
         kinds: &'a [String],
         is_client: bool,
     ) -> BoxFuture<'a, Result<(), Error>>;
@@ -51,4 +59,9 @@ pub trait IdentityLookup: Send + Sync + 'static {
     fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>>;
     /// Stops the lookup.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), Error>>;
+    /// Registers the lookup's own wire messages with remoting (called once,
+    /// when the cluster is created). None by default.
+    fn register_messages(&self, serialization: &mut Serialization) {
+        let _ = serialization;
+    }
 }

@@ -7,13 +7,13 @@
 //! what it sees. The contract:
 //!
 //! * [`start_member`](ClusterProvider::start_member) registers this member
-//!   under [`Cluster::self_member`] — its id is the actor system id, new on
+//!   under [`ClusterHandle::self_member`] — its id is the actor system id, new on
 //!   every process start — then keeps the registration alive (leases, TTL
 //!   checks, heartbeats) and watches the registry.
 //! * Whenever its view changes, it calls
 //!   [`MemberList::update_cluster_topology`](crate::MemberList::update_cluster_topology)
 //!   with the **full** list of healthy members of
-//!   [`Cluster::name`], itself included. Never deltas: the member list
+//!   [`ClusterHandle::name`], itself included. Never deltas: the member list
 //!   computes joins and leaves, blocks members that left, and ignores members
 //!   already blocked.
 //! * [`start_client`](ClusterProvider::start_client) only watches: a client
@@ -29,15 +29,15 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::cluster::Cluster;
+use crate::handle::ClusterHandle;
 use crate::error::Error;
 
 /// Where membership comes from; see the [module docs](self) for the contract.
 pub trait ClusterProvider: Send + Sync + 'static {
     /// Registers this member and starts reporting the membership.
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>>;
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>>;
     /// Starts reporting the membership without registering.
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>>;
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>>;
     /// Stops; deregisters at once if `graceful`.
     fn shutdown(&self, graceful: bool) -> BoxFuture<'_, Result<(), Error>>;
 }
