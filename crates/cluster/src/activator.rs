@@ -12,7 +12,7 @@ use crate::member::Member;
 use crate::proto::{ActivationRequest, ActivationResponse};
 
 /// The registered id of the activator on every member.
-pub const ACTIVATOR: &str = "$activator";
+pub const ACTIVATOR: &str = "$cluster-activator";
 
 pub(crate) struct Activator {
     pub(crate) cluster: Cluster,
