@@ -7,7 +7,8 @@
 //! installs it, never a silent skip.
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
-//! tests share: an echo grain kind and poll-with-deadline helpers.
+//! tests share: an echo grain kind and poll-with-deadline helpers. With the
+//! `lookup` feature, [`lookup`] is the identity lookup conformance suite.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -23,5 +24,9 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod etcd;
+#[cfg(feature = "lookup")]
+pub mod lookup;
+pub mod mongo;
+pub mod redis;
 pub mod service;
 pub mod zookeeper;
