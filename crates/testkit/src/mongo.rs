@@ -86,6 +86,19 @@ impl MongoServer {
         Err(last)
     }
 
+    /// Stops the stand-in (SIGTERM) and starts it again on the same port,
+    /// empty (it keeps its data in memory), then waits until it accepts
+    /// connections. Fails for an external server.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let port = self.port;
+        let process = self.process.as_mut().ok_or("cannot restart the external server in MONGODB_URI")?;
+        let python = venv_python().display().to_string();
+        let script = process.dir().join("launch.py").display().to_string();
+        let port_arg = port.to_string();
+        process.restart(&python, &[script.as_str(), &port_arg], INSTALL)?;
+        process.wait_until(READY_TIMEOUT, || connects(port))
+    }
+
     /// The connection string.
     pub fn uri(&self) -> &str {
         &self.uri
