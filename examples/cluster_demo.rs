@@ -24,7 +24,8 @@
 //! Flags: `--members N` (default 3), `--grains N` (default 3000),
 //! `--duration SECS` (default 30, the load's total time), `--workers N`
 //! (concurrent requests, default 32), `--short` (CI: about 4 s per phase, 300
-//! grains, 8 workers). The exit status is nonzero if a request failed, a
+//! grains, 8 workers), `--lookup redis|mongo --store URL` (the identity
+//! lookup, default partition; see `cluster_demo/lookup.rs`). The exit status is nonzero if a request failed, a
 //! grain of the killed member never answered again or the replacement did
 //! not join. Member processes stop with this one (Ctrl-C included), and a
 //! member whose stdin closes leaves by itself, so none outlives the demo.
@@ -46,6 +47,8 @@ use protoactor_remote::RemoteConfig;
 
 #[path = "cluster_demo/load.rs"]
 mod load;
+#[path = "cluster_demo/lookup.rs"]
+mod lookup;
 #[path = "cluster_demo/member.rs"]
 mod member;
 #[path = "cluster_demo/orchestrator.rs"]
@@ -105,7 +108,9 @@ fn automanaged(peers: &[String]) -> AutomanagedConfig {
 /// The cluster configuration shared by members and the client.
 fn cluster_config(provider: protoactor_cluster_provider_automanaged::AutomanagedProvider, port: u16) -> ClusterConfig {
     let remote = RemoteConfig::bind("127.0.0.1", port).with_protobuf::<Increment>().with_protobuf::<CountReply>();
-    ClusterConfig::new(CLUSTER, provider, PartitionIdentityLookup::new()).with_remote(remote)
+    // `--lookup`: checked in main, so building it again cannot fail here.
+    let lookup = lookup::build().unwrap_or_else(|_| std::sync::Arc::new(PartitionIdentityLookup::new()));
+    ClusterConfig::new(CLUSTER, provider, lookup).with_remote(remote)
 }
 
 /// Logs to stderr only when `RUST_LOG` is set: the demo's output is its own lines.
@@ -119,7 +124,11 @@ fn init_tracing() {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = lookup::take_flags(&mut args).and_then(|()| lookup::build().map(drop)) {
+        eprintln!("cluster_demo: {e}\n{}\n{}", orchestrator::USAGE, lookup::USAGE);
+        return ExitCode::from(2);
+    }
     // The hidden first argument `member` selects the member role.
     let role = if args.iter().any(|a| a == "--help" || a == "-h") {
         Ok(Role::Help)
@@ -145,7 +154,7 @@ fn main() -> ExitCode {
     init_tracing();
     match role {
         Role::Help => {
-            println!("{}", orchestrator::USAGE);
+            println!("{}\n{}", orchestrator::USAGE, lookup::USAGE);
             ExitCode::SUCCESS
         }
         Role::Member(args) => runtime.block_on(member::run(args)),

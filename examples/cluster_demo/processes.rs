@@ -41,6 +41,7 @@ impl MemberProcess {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program to start {name}: {e}"))?;
         let mut child = Command::new(exe)
             .args(["member", "--health-port", &health_port.to_string(), "--peers", &peers.join(",")])
+            .args(crate::lookup::member_flags())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -40,8 +40,8 @@ use futures_util::future::BoxFuture;
 use protoactor_actor::Pid;
 use protoactor_remote::Serialization;
 
-use crate::handle::ClusterHandle;
 use crate::error::Error;
+use crate::handle::ClusterHandle;
 use crate::identity::ClusterIdentity;
 
 /// Finds (and if needed activates) grains; see the [module docs](self).
@@ -63,5 +63,28 @@ pub trait IdentityLookup: Send + Sync + 'static {
     /// when the cluster is created). None by default.
     fn register_messages(&self, serialization: &mut Serialization) {
         let _ = serialization;
+    }
+}
+
+impl<T: IdentityLookup + ?Sized> IdentityLookup for std::sync::Arc<T> {
+    fn setup<'a>(
+        &'a self,
+        cluster: &'a ClusterHandle,
+        kinds: &'a [String],
+        is_client: bool,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        (**self).setup(cluster, kinds, is_client)
+    }
+    fn get<'a>(&'a self, identity: &'a ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
+        (**self).get(identity)
+    }
+    fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {
+        (**self).remove_pid(identity, pid)
+    }
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), Error>> {
+        (**self).shutdown()
+    }
+    fn register_messages(&self, serialization: &mut Serialization) {
+        (**self).register_messages(serialization)
     }
 }

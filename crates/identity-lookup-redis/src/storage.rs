@@ -214,7 +214,7 @@ impl IdentityStorage for RedisIdentityStorage {
                 // failed or stalled, and the caller may try to take it.
                 let locked: bool = con.exists(Self::lock_key(base, identity)).await.map_err(|e| self.fail(e))?;
                 if !locked {
-                    return Ok(self.read(identity).await?);
+                    return self.read(identity).await;
                 }
                 if Instant::now() + pause > deadline {
                     return Ok(None);
