@@ -99,7 +99,7 @@ fn args(dir: &std::path::Path, port: u16) -> Vec<String> {
         "--appendonly",
         "yes",
         "--appendfsync",
-        "always",
+        "everysec",
         "--dir",
         &dir.display().to_string(),
         "--daemonize",
