@@ -1,32 +1,5 @@
 //! [`IdentityStorage`]: the storage half of a storage-backed identity
 //! lookup (Redis, MongoDB, ...), driven by [`StorageIdentityLookup`](crate::StorageIdentityLookup).
-//!
-//! # Writing an identity storage
-//!
-//! A storage keeps, per cluster identity, at most one *activation* (member
-//! id + pid) and at most one *lock* (the right to activate it). The generic
-//! lookup on top does the rest: placing the grain, the activation request,
-//! cleanup when members leave. The contract:
-//!
-//! * [`try_acquire_lock`](IdentityStorage::try_acquire_lock) atomically takes
-//!   the lock for an identity that has no activation and no live lock;
-//!   `Ok(None)` means someone else holds it (or an activation exists). A
-//!   lock expires after `ttl` even if its holder never returns.
-//! * [`store_activation`](IdentityStorage::store_activation) writes the
-//!   activation and releases the lock in one atomic step, **only if the lock
-//!   id still matches**; `Ok(false)` means the lock expired or was taken
-//!   over (the caller then stops the grain it spawned).
-//! * [`wait_for_activation`](IdentityStorage::wait_for_activation) polls with
-//!   growing backoff until an activation appears (`Some`), the lock is gone
-//!   or expired (`None`: try to acquire again), or `timeout` passes (`None`).
-//!   A lock that outlived its expiry is cleared.
-//! * [`remove_activation`](IdentityStorage::remove_activation) removes the
-//!   activation only if it is still `pid`;
-//!   [`remove_member`](IdentityStorage::remove_member) removes every
-//!   activation of a member. Both are atomic, idempotent, and safe when
-//!   several members call them at once.
-//! * Errors are [`Error::Storage`] naming the store and its address; nothing
-//!   is left half-written.
 
 use std::time::Duration;
 
@@ -54,8 +27,34 @@ pub struct StoredActivation {
     pub pid: Pid,
 }
 
-/// Where a storage-backed lookup keeps activations and locks; see the
-/// [module docs](self) for the contract.
+/// Where a storage-backed lookup keeps activations and locks.
+///
+/// # Writing an identity storage
+///
+/// A storage keeps, per cluster identity, at most one *activation* (member
+/// id + pid) and at most one *lock* (the right to activate it). The generic
+/// lookup on top does the rest: placing the grain, the activation request,
+/// cleanup when members leave. The contract:
+///
+/// * [`try_acquire_lock`](IdentityStorage::try_acquire_lock) atomically takes
+///   the lock for an identity that has no activation and no live lock;
+///   `Ok(None)` means someone else holds it (or an activation exists). A
+///   lock expires after `ttl` even if its holder never returns.
+/// * [`store_activation`](IdentityStorage::store_activation) writes the
+///   activation and releases the lock in one atomic step, **only if the lock
+///   id still matches**; `Ok(false)` means the lock expired or was taken
+///   over (the caller then stops the grain it spawned).
+/// * [`wait_for_activation`](IdentityStorage::wait_for_activation) polls with
+///   growing backoff until an activation appears (`Some`), the lock is gone
+///   or expired (`None`: try to acquire again), or `timeout` passes (`None`).
+///   A lock that outlived its expiry is cleared.
+/// * [`remove_activation`](IdentityStorage::remove_activation) removes the
+///   activation only if it is still `pid`;
+///   [`remove_member`](IdentityStorage::remove_member) removes every
+///   activation of a member. Both are atomic, idempotent, and safe when
+///   several members call them at once.
+/// * Errors are [`Error::Storage`] naming the store and its address; nothing
+///   is left half-written.
 pub trait IdentityStorage: Send + Sync + 'static {
     /// Connects and prepares (indexes, scripts) for cluster `cluster_name`;
     /// keys and documents live under that name.
