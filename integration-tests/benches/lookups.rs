@@ -38,7 +38,6 @@ impl prost::Name for Req {
 }
 
 const KIND: &str = "echo";
-const CONCURRENCY: usize = 200;
 
 fn size(full: usize) -> usize {
     if std::env::args().any(|a| a == "--bench") { full } else { (full / 50).max(10) }
@@ -70,10 +69,10 @@ async fn three_members<L: IdentityLookup>(name: &str, make: &impl Fn() -> L) -> 
     members
 }
 
-async fn fan(members: &[Cluster], total: usize, id: impl Fn(usize) -> String) {
+async fn fan(members: &[Cluster], total: usize, concurrency: usize, id: impl Fn(usize) -> String) {
     let mut tasks = tokio::task::JoinSet::new();
-    let per = total.div_ceil(CONCURRENCY);
-    for w in 0..CONCURRENCY {
+    let per = total.div_ceil(concurrency);
+    for w in 0..concurrency {
         let member = members[w % members.len()].clone();
         let ids: Vec<String> = (0..per).map(|i| w * per + i).filter(|&k| k < total).map(&id).collect();
         tasks.spawn(async move {
@@ -87,7 +86,13 @@ async fn fan(members: &[Cluster], total: usize, id: impl Fn(usize) -> String) {
     }
 }
 
-fn bench_lookup<L: IdentityLookup>(c: &mut Criterion, rt: &Runtime, label: &str, batch: usize, make: impl Fn() -> L) {
+fn bench_lookup<L: IdentityLookup>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    label: &str,
+    (batch, concurrency): (usize, usize),
+    make: impl Fn() -> L,
+) {
     let name = format!("bench-{label}-{}", std::process::id());
     let members = rt.block_on(three_members(&name, &make));
     let a = members[0].clone();
@@ -119,7 +124,7 @@ fn bench_lookup<L: IdentityLookup>(c: &mut Criterion, rt: &Runtime, label: &str,
     group.bench_function("activations", |b| {
         b.iter_batched(
             || fresh.fetch_add(1, Ordering::Relaxed),
-            |round| rt.block_on(fan(&members, batch, |k| format!("new-{round}-{k}"))),
+            |round| rt.block_on(fan(&members, batch, concurrency, |k| format!("new-{round}-{k}"))),
             BatchSize::PerIteration,
         )
     });
@@ -133,14 +138,15 @@ fn bench_lookup<L: IdentityLookup>(c: &mut Criterion, rt: &Runtime, label: &str,
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    bench_lookup(c, &rt, "partition", 2_000, PartitionIdentityLookup::new);
+    bench_lookup(c, &rt, "partition", (2_000, 200), PartitionIdentityLookup::new);
     let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let url = redis.url();
-    bench_lookup(c, &rt, "redis", 2_000, || RedisIdentityLookup::new(&url).expect("url"));
+    bench_lookup(c, &rt, "redis", (2_000, 200), || RedisIdentityLookup::new(&url).expect("url"));
     let mongo = MongoServer::start().unwrap_or_else(|e| panic!("{e}"));
     let uri = mongo.uri().to_string();
-    // The stand-in is a Python server: smaller batches keep requests within their deadline.
-    bench_lookup(c, &rt, "mongo", 300, || MongoIdentityLookup::new(&uri));
+    // The stand-in is a Python server: fewer requests in flight keep each
+    // within its deadline.
+    bench_lookup(c, &rt, "mongo", (300, 20), || MongoIdentityLookup::new(&uri));
 }
 
 criterion_group!(lookups, benches);
