@@ -630,7 +630,7 @@ impl Cluster {
         self.inner.system.address()
     }
 
-    fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         matches!(*self.inner.state.lock(), RunState::Stopping | RunState::Stopped)
     }
 

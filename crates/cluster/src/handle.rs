@@ -55,6 +55,11 @@ impl ClusterHandle {
         self.cluster.self_member()
     }
 
+    /// True once the member or client started shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.cluster.is_stopping()
+    }
+
     /// True if started as a client (hosts no kinds).
     pub fn is_client(&self) -> bool {
         self.cluster.is_client()

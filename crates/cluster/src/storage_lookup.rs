@@ -200,11 +200,17 @@ impl IdentityLookup for StorageIdentityLookup {
                         }
                     }
                 }));
-                // A grain that stops here leaves the store.
+                // A grain that stops here leaves the store. Not while the
+                // member stops: a graceful leave removes all its entries at
+                // once, and a crash must be cleaned by the others.
                 let storage = self.storage.clone();
                 let runtime = cluster.system().runtime().clone();
+                let handle = cluster.clone();
                 *running.subscription.lock() =
                     Some(cluster.system().event_stream().subscribe::<ActivationTerminating>(move |e| {
+                        if handle.is_stopping() {
+                            return;
+                        }
                         let storage = storage.clone();
                         let e = e.clone();
                         runtime.spawn(async move {

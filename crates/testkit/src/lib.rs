@@ -4,7 +4,9 @@
 //! server process on free loopback ports with a temporary data directory,
 //! waits until it answers, and stops it and removes the directory when
 //! dropped. A missing server binary is an error that names the command that
-//! installs it, never a silent skip.
+//! installs it, never a silent skip. Servers: [`etcd`], [`zookeeper`],
+//! [`redis`] and [`mongo`] (the SecantusDB stand-in, or a real MongoDB from
+//! `MONGODB_URI`).
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
 //! tests share: an echo grain kind and poll-with-deadline helpers. With the
