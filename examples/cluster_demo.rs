@@ -25,7 +25,9 @@
 //! defaults (`--members`, `--grains`, `--duration`, `--workers`, `--short`
 //! for CI: about 4 s per phase; `--persist sqlite|postgres`: counts survive
 //! the kill, see `cluster_demo/persist.rs`, and the run also fails if a
-//! grain's recovered count differs from its acknowledged increments). The exit status is nonzero if a request failed, a
+//! grain's recovered count differs from its acknowledged increments;
+//! `--lookup redis|mongo --lookup-url URL`: the identity lookup, default
+//! partition, see `cluster_demo/lookup.rs`). The exit status is nonzero if a request failed, a
 //! grain of the killed member never answered again or the replacement did
 //! not join. Member processes stop with this one (Ctrl-C included), and a
 //! member whose stdin closes leaves by itself, so none outlives the demo.
@@ -48,6 +50,8 @@ use protoactor_remote::RemoteConfig;
 
 #[path = "cluster_demo/load.rs"]
 mod load;
+#[path = "cluster_demo/lookup.rs"]
+mod lookup;
 #[path = "cluster_demo/member.rs"]
 mod member;
 #[path = "cluster_demo/orchestrator.rs"]
@@ -123,7 +127,9 @@ fn automanaged(peers: &[String]) -> AutomanagedConfig {
 /// The cluster configuration shared by members and the client.
 fn cluster_config(provider: protoactor_cluster_provider_automanaged::AutomanagedProvider, port: u16) -> ClusterConfig {
     let remote = RemoteConfig::bind("127.0.0.1", port).with_protobuf::<Increment>().with_protobuf::<CountReply>();
-    ClusterConfig::new(CLUSTER, provider, PartitionIdentityLookup::new()).with_remote(remote)
+    // `--lookup`: checked in main, so building it again cannot fail here.
+    let lookup = lookup::build().unwrap_or_else(|_| std::sync::Arc::new(PartitionIdentityLookup::new()));
+    ClusterConfig::new(CLUSTER, provider, lookup).with_remote(remote)
 }
 
 /// Logs to stderr only when `RUST_LOG` is set: the demo's output is its own lines.
@@ -157,6 +163,14 @@ enum Role {
 
 fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
+    let lookup_options = match &cli.role {
+        Some(Role::Member(args)) => &args.lookup,
+        None => &cli.demo.lookup,
+    };
+    if let Err(e) = lookup::choose(lookup_options).and_then(|()| lookup::build().map(drop)) {
+        eprintln!("cluster_demo: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -23,9 +23,28 @@ log() { printf '\n==> %s\n' "$*"; }
 # add its Debian package(s) to APT_PACKAGES below.
 # ---------------------------------------------------------------------------
 
-# Debian packages the tests need: the servers, and protoc with the
-# well-known protos for etcd-client's build script.
-APT_PACKAGES=(etcd-server zookeeper postgresql protobuf-compiler libprotobuf-dev)
+# Debian packages the tests need: the servers, protoc with the well-known
+# protos for etcd-client's build script, and python3-venv for the MongoDB
+# stand-in below.
+APT_PACKAGES=(etcd-server zookeeper redis-server postgresql protobuf-compiler libprotobuf-dev python3-venv)
+
+# The MongoDB stand-in for the Mongo identity lookup tests: SecantusDB (a
+# MongoDB wire-protocol server in Python, GPL: run as a separate process,
+# never linked) in a pinned virtualenv that crates/testkit/src/mongo.rs
+# launches. Set MONGODB_URI to run those tests against a real MongoDB.
+SECANTUS_VERSION=0.7.0b3
+SECANTUS_VENV="${HOME}/.cache/protoactor-rs/secantus-${SECANTUS_VERSION}"
+
+# Creates the virtualenv and installs SecantusDB, unless already there.
+secantus_install_missing() {
+    if [ -x "${SECANTUS_VENV}/bin/python3" ] && "${SECANTUS_VENV}/bin/python3" -c 'import secantus' 2>/dev/null; then
+        return 0
+    fi
+    log "installing the MongoDB stand-in (secantusdb==${SECANTUS_VERSION}) in ${SECANTUS_VENV}"
+    rm -rf "${SECANTUS_VENV}"
+    python3 -m venv "${SECANTUS_VENV}"
+    "${SECANTUS_VENV}/bin/pip" install -q "secantusdb==${SECANTUS_VERSION}"
+}
 
 # Installs the given Debian packages, but only those not installed already,
 # so a second run does nothing (and needs no network).
@@ -54,6 +73,7 @@ apt_install_missing() {
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     apt_install_missing "${APT_PACKAGES[@]}"
 fi
+secantus_install_missing
 if [ "${1:-}" = "--setup-only" ]; then
     log "setup done"
     exit 0

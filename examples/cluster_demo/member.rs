@@ -25,6 +25,9 @@ pub(crate) struct Args {
     /// Every member's health endpoint, `host:port`, comma-separated.
     #[arg(long, value_name = "ADDRS", value_delimiter = ',', required = true)]
     peers: Vec<String>,
+    /// The identity lookup (the demo passes its own).
+    #[command(flatten)]
+    pub(crate) lookup: crate::lookup::LookupOptions,
     /// Persisted counters in this store (see `persist.rs`).
     #[arg(long, value_name = "SPEC")]
     store: Option<String>,

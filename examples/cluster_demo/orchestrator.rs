@@ -42,6 +42,9 @@ pub(crate) struct DemoOptions {
     /// CI mode: about 4 s per phase, smaller defaults.
     #[arg(long)]
     short: bool,
+    /// The identity lookup of every process.
+    #[command(flatten)]
+    pub(crate) lookup: crate::lookup::LookupOptions,
     /// Event-source the counters in this store, so they survive the kill.
     #[arg(long, value_name = "STORE", value_enum)]
     persist: Option<crate::persist::Kind>,

@@ -42,6 +42,7 @@ impl MemberProcess {
         let mut child = Command::new(exe)
             .args(["member", "--health-port", &health_port.to_string(), "--peers", &peers.join(",")])
             .args(crate::persist::member_args())
+            .args(crate::lookup::member_flags())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::{BoxFuture, join_all};
 use parking_lot::Mutex;
 use protoactor_actor::ActorSystem;
-use protoactor_cluster::{Cluster, ClusterProvider, Error, Member, MemberList};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member, MemberList};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -99,7 +99,7 @@ impl AutomanagedProvider {
         self.inner.views.lock().as_ref().map(Peers::views).unwrap_or_default()
     }
 
-    async fn start(&self, cluster: &Cluster, member: bool) -> Result<(), Error> {
+    async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::Provider(
@@ -224,11 +224,11 @@ fn log_change(list: &MemberList, cluster: &str, change: Change) {
 }
 
 impl ClusterProvider for AutomanagedProvider {
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, true))
     }
 
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, false))
     }
 

@@ -9,7 +9,7 @@ use etcd_client::{Client, EventType, WatchOptions};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use protoactor_actor::ActorSystem;
-use protoactor_cluster::{Cluster, ClusterProvider, Error, Member, MemberList};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member, MemberList};
 use tokio::task::JoinHandle;
 
 use crate::config::EtcdConfig;
@@ -92,7 +92,7 @@ impl EtcdProvider {
         Error::Provider(e.describe(&self.inner.config.endpoints))
     }
 
-    async fn start(&self, cluster: &Cluster, member: bool) -> Result<(), Error> {
+    async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::Provider(
@@ -421,11 +421,11 @@ impl Watcher {
 }
 
 impl ClusterProvider for EtcdProvider {
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, true))
     }
 
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, false))
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use protoactor_cluster::{Cluster, ClusterProvider, Error};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error};
 use tokio::task::JoinHandle;
 
 use crate::config::ZkConfig;
@@ -78,7 +78,7 @@ impl ZkProvider {
         self.inner.leader.lock().clone()
     }
 
-    async fn start(&self, cluster: &Cluster, member: bool) -> Result<(), Error> {
+    async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
         if inner.started.swap(true, Ordering::AcqRel) {
             return Err(Error::Provider(
@@ -107,12 +107,12 @@ impl ClusterProvider for ZkProvider {
     /// Connects, creates `/<root>/<cluster>` if missing, registers this
     /// member's znode and starts watching. Fails (within the connect
     /// timeout) if ZooKeeper cannot be reached or refuses access.
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, true))
     }
 
     /// Connects and watches without registering.
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.start(cluster, false))
     }
 

@@ -13,9 +13,11 @@ use protoactor_remote::Remote;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::activator::{ACTIVATOR, Activator};
 use crate::config::ClusterConfig;
 use crate::error::Error;
 use crate::gossip::{GossipSettings, Gossiper};
+use crate::handle::ClusterHandle;
 use crate::identity::ClusterIdentity;
 use crate::kind::ActivatedKind;
 use crate::member::{ClusterTopology, Member};
@@ -108,6 +110,8 @@ struct Inner {
     stopped: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     subscriptions: Mutex<Vec<Subscription>>,
+    /// Activations living on this member (for graceful leaves).
+    activations: dashmap::DashMap<ClusterIdentity, Pid>,
 }
 
 impl fmt::Debug for Cluster {
@@ -154,6 +158,7 @@ impl Cluster {
         }
         let mut remote_config = config.remote.clone();
         register_messages(&mut remote_config);
+        config.lookup.register_messages(remote_config.serialization_mut());
         let remote = Remote::new(system, remote_config);
         let member_list = MemberList::new(system, &remote, config.block_list_ttl);
         let kinds: HashMap<String, ActivatedKind> =
@@ -182,6 +187,7 @@ impl Cluster {
                 stopped: tokio::sync::watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
                 subscriptions: Mutex::new(Vec::new()),
+                activations: dashmap::DashMap::new(),
             }),
         })
     }
@@ -204,7 +210,7 @@ impl Cluster {
         async {
             self.start_common(false).await?;
             self.inner.gossip.start().await?;
-            self.inner.config.provider.start_member(self).await?;
+            self.inner.config.provider.start_member(&ClusterHandle::new(self)).await?;
             let me = self.id().to_string();
             let timeout = self.inner.config.join_timeout;
             if !self.inner.member_list.wait_for(timeout, |t| t.member(&me).is_some()).await {
@@ -223,7 +229,7 @@ impl Cluster {
         let span = tracing::info_span!("cluster start client", cluster = %self.inner.config.name, member = %self.id());
         async {
             self.start_common(true).await?;
-            self.inner.config.provider.start_client(self).await?;
+            self.inner.config.provider.start_client(&ClusterHandle::new(self)).await?;
             tracing::info!(address = %self.address(), "started as a client");
             Ok(())
         }
@@ -264,7 +270,16 @@ impl Cluster {
         });
         inner.tasks.lock().push(sweep);
         let kinds: Vec<String> = if client { Vec::new() } else { inner.kinds.keys().cloned().collect() };
-        inner.config.lookup.setup(self, &kinds, client).await
+        if !client {
+            // Any lookup may ask this member to activate a grain it hosts.
+            let cluster = self.clone();
+            inner
+                .system
+                .root()
+                .spawn_named(Props::from_producer(move || Activator { cluster: cluster.clone() }), ACTIVATOR)
+                .map_err(|e| Error::Config(format!("could not start the activator: {e}")))?;
+        }
+        inner.config.lookup.setup(&ClusterHandle::new(self), &kinds, client).await
     }
 
     /// Leaves the cluster and stops the actor system. Graceful: deregister
@@ -410,6 +425,8 @@ impl Cluster {
         let mut member = String::from("none");
         let mut topology = inner.member_list.subscribe();
         let mut last_hash = 0;
+        // Why the last lookup gave nothing, for the final error.
+        let mut lookup_failure: Option<String> = None;
         loop {
             attempt += 1;
             if attempt > 1 && self.is_stopping() {
@@ -429,6 +446,7 @@ impl Cluster {
                         Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
                         Err(e) => {
                             tracing::debug!(%identity, %kind, error = %e, "identity lookup failed; retrying");
+                            lookup_failure = Some(e.to_string());
                             None
                         }
                     }
@@ -437,7 +455,7 @@ impl Cluster {
             let reason;
             let mut pause = true;
             match pid {
-                None => reason = "no activation is available yet".to_string(),
+                None => reason = lookup_failure.take().unwrap_or_else(|| "no activation is available yet".to_string()),
                 Some(pid) => {
                     member = pid.address().to_string();
                     root.request(&pid, message.clone(), reply.pid());
@@ -549,8 +567,12 @@ impl Cluster {
 
     /// Spawns an activation of `identity` on this member: the kind's props,
     /// with the identity and this cluster in the grain's context. Identity
-    /// lookups call this on the member chosen to host the grain.
+    /// lookups call this (through [`ClusterHandle`]) on the member chosen to
+    /// host the grain. Refused while the member is leaving.
     pub fn spawn_activation(&self, identity: &ClusterIdentity) -> Result<Pid, Error> {
+        if self.is_stopping() {
+            return Err(Error::NotRunning);
+        }
         let kind = self.inner.kinds.get(&identity.kind).ok_or_else(|| Error::UnknownKind {
             cluster: self.inner.config.name.clone(),
             kind: identity.kind.clone(),
@@ -564,7 +586,17 @@ impl Cluster {
         let _span = tracing::info_span!("activation", grain = %identity).entered();
         let pid = self.inner.system.root().spawn_prefix(props, &format!("{}/{}$", identity.kind, identity.identity));
         tracing::debug!(%pid, "activated");
+        self.inner.activations.insert(identity.clone(), pid.clone());
         Ok(pid)
+    }
+
+    /// The activations living on this member.
+    pub fn local_activations(&self) -> Vec<(ClusterIdentity, Pid)> {
+        self.inner.activations.iter().map(|e| (e.key().clone(), e.value().clone())).collect()
+    }
+
+    pub(crate) fn forget_local_activation(&self, identity: &ClusterIdentity, pid: &Pid) {
+        self.inner.activations.remove_if(identity, |_, p| p == pid);
     }
 
     /// True if this member hosts `kind`: its config lists the kind and it
@@ -606,7 +638,7 @@ impl Cluster {
         self.inner.system.address()
     }
 
-    fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         matches!(*self.inner.state.lock(), RunState::Stopping | RunState::Stopped)
     }
 

@@ -77,6 +77,27 @@ pub enum Error {
     /// The identity lookup failed.
     #[error("identity lookup: {0}")]
     Lookup(String),
+    /// A member could not activate a grain (it did not answer in time, does
+    /// not host the kind, or is leaving).
+    #[error("activating {grain} on {member} failed: {reason}")]
+    Activation {
+        /// The grain (`kind/identity`).
+        grain: String,
+        /// The address of the member asked.
+        member: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The identity storage (Redis, MongoDB, ...) failed or is unreachable.
+    #[error("identity storage {store} at {address}: {reason}; check that the store is running and reachable")]
+    Storage {
+        /// Which store (`redis`, `mongodb`, ...).
+        store: String,
+        /// The address the store was reached at.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Remoting failed (binding, starting).
     #[error(transparent)]
     Remote(#[from] protoactor_remote::Error),

@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::cluster::Cluster;
 use crate::error::Error;
+use crate::handle::ClusterHandle;
 use crate::member::Member;
 use crate::provider::ClusterProvider;
 
@@ -118,7 +118,7 @@ impl InMemoryProvider {
         InMemoryProvider { agent: agent.clone(), member_id: Mutex::new(None), tasks: Mutex::new(Vec::new()) }
     }
 
-    fn watch(&self, cluster: &Cluster) {
+    fn watch(&self, cluster: &ClusterHandle) {
         let mut rx = self.agent.view.subscribe();
         let list = cluster.member_list().clone();
         let system = cluster.system().clone();
@@ -139,7 +139,7 @@ impl InMemoryProvider {
 }
 
 impl ClusterProvider for InMemoryProvider {
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let me = cluster.self_member();
             *self.member_id.lock() = Some(me.id.clone());
@@ -164,7 +164,7 @@ impl ClusterProvider for InMemoryProvider {
         })
     }
 
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             // Clients also sweep expired registrations, so a cluster of
             // members that all died is seen as empty.

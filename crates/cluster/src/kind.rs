@@ -173,6 +173,7 @@ impl ReceiverMiddleware for GrainMiddleware {
                     let pid = ctx.self_pid().clone();
                     if let Some(cluster) = ctx.cluster() {
                         cluster.pid_cache().remove_by_value(&identity.identity, &identity.kind, &pid);
+                        cluster.forget_local_activation(&identity, &pid);
                     }
                     tracing::debug!(grain = %identity, "activation stopped");
                     ctx.system().event_stream().publish(ActivationTerminating { pid, identity });

@@ -7,9 +7,11 @@
 //! member dies.
 //!
 //! Membership comes from a [`ClusterProvider`] and placement from an
-//! [`IdentityLookup`]; both are plug-ins (this crate has an in-memory
-//! provider for tests; see `protoactor-identity-lookup-partition` for the
-//! default lookup).
+//! [`IdentityLookup`]; both are plug-ins and see the cluster through a
+//! narrow [`ClusterHandle`]. This crate has an in-memory provider for tests,
+//! and [`StorageIdentityLookup`], which turns any [`IdentityStorage`] (Redis,
+//! MongoDB, ...) into a lookup; see `protoactor-identity-lookup-partition`
+//! for the default lookup.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -47,10 +49,13 @@
 //! `docs/semantics.md` at the repository root.
 
 #![forbid(unsafe_code)]
+
+mod activator;
 mod cluster;
 mod config;
 mod error;
 pub mod gossip;
+mod handle;
 mod identity;
 mod in_memory;
 mod kind;
@@ -59,6 +64,8 @@ mod member;
 mod member_list;
 mod pid_cache;
 pub mod provider;
+mod storage;
+mod storage_lookup;
 
 /// Types generated from `protos/cluster.proto` and `protos/gossip.proto`.
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
@@ -66,10 +73,12 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/cluster.rs"));
 }
 
+pub use activator::ACTIVATOR;
 pub use cluster::{CallOptions, Cluster};
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
 pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
+pub use handle::ClusterHandle;
 pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};
 pub use kind::{ActivationTerminating, GrainContext, Kind};
@@ -78,3 +87,5 @@ pub use member::{ClusterTopology, Member, MemberInfo, topology_hash};
 pub use member_list::{MemberList, Topology};
 pub use pid_cache::PidCache;
 pub use provider::ClusterProvider;
+pub use storage::{IdentityStorage, SpawnLock, StoredActivation};
+pub use storage_lookup::{StorageIdentityLookup, StorageLookupConfig};

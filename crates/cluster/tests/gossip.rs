@@ -14,8 +14,8 @@ use protoactor_cluster::proto::{
     ClusterIdentity, GossipKeyValue, GossipRequest, GossipResponse, GossipState, MemberHeartbeat,
 };
 use protoactor_cluster::{
-    Cluster, ClusterConfig, ClusterProvider, ClusterTopology, Error, IdentityLookup, InMemoryAgent, InMemoryProvider,
-    topology_hash,
+    Cluster, ClusterConfig, ClusterHandle, ClusterProvider, ClusterTopology, Error, IdentityLookup, InMemoryAgent,
+    InMemoryProvider, topology_hash,
 };
 use tokio::time::Instant;
 
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 struct NoLookup;
 
 impl IdentityLookup for NoLookup {
-    fn setup<'a>(&'a self, _: &'a Cluster, _: &'a [String], _: bool) -> BoxFuture<'a, Result<(), Error>> {
+    fn setup<'a>(&'a self, _: &'a ClusterHandle, _: &'a [String], _: bool) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
     fn get<'a>(&'a self, _: &'a protoactor_cluster::ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
@@ -46,10 +46,10 @@ impl IdentityLookup for NoLookup {
 struct NeverDeregisters(InMemoryProvider);
 
 impl ClusterProvider for NeverDeregisters {
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         self.0.start_member(cluster)
     }
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         self.0.start_client(cluster)
     }
     fn shutdown(&self, _graceful: bool) -> BoxFuture<'_, Result<(), Error>> {

@@ -17,7 +17,7 @@ use protoactor_cluster::proto::{
     Activation, ActivationRequest, ActivationResponse, ActivationTerminated, IdentityHandover, IdentityHandoverRequest,
     identity_handover_request,
 };
-use protoactor_cluster::{ActivationTerminating, Cluster, ClusterIdentity, Error as ClusterError, Topology};
+use protoactor_cluster::{ActivationTerminating, ClusterHandle, ClusterIdentity, Error as ClusterError, Topology};
 
 use crate::config::PartitionConfig;
 use crate::handover::HandoverSink;
@@ -65,7 +65,7 @@ struct Rebalance {
 }
 
 pub(crate) struct PartitionActor {
-    cluster: Cluster,
+    cluster: ClusterHandle,
     config: PartitionConfig,
     me: String,
     topology: Arc<Topology>,
@@ -90,7 +90,7 @@ fn failed(error: impl Into<String>, hash: u64) -> ActivationResponse {
 }
 
 impl PartitionActor {
-    pub(crate) fn new(cluster: Cluster, config: PartitionConfig) -> Self {
+    pub(crate) fn new(cluster: ClusterHandle, config: PartitionConfig) -> Self {
         let me = cluster.id().to_string();
         let topology = cluster.member_list().topology();
         PartitionActor {

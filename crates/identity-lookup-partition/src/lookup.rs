@@ -8,14 +8,14 @@ use parking_lot::Mutex;
 use protoactor_actor::Subscription;
 use protoactor_actor::prelude::*;
 use protoactor_cluster::proto::{ActivationRequest, ActivationResponse, ActivationTerminated};
-use protoactor_cluster::{ActivationTerminating, Cluster, ClusterIdentity, Error, IdentityLookup};
+use protoactor_cluster::{ActivationTerminating, ClusterHandle, ClusterIdentity, Error, IdentityLookup};
 
 use crate::actor::{Leave, LocalActivations, PARTITION_ACTOR, PartitionActor, TopologyChanged};
 use crate::config::PartitionConfig;
 use crate::rendezvous::owner;
 
 struct Running {
-    cluster: Cluster,
+    cluster: ClusterHandle,
     actor: Option<Pid>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     subscription: Option<Subscription>,
@@ -68,7 +68,7 @@ impl PartitionIdentityLookup {
         PartitionIdentityLookup { config, running: OnceLock::new() }
     }
 
-    fn cluster(&self) -> Result<Cluster, Error> {
+    fn cluster(&self) -> Result<ClusterHandle, Error> {
         self.running
             .get()
             .map(|r| r.lock().cluster.clone())
@@ -79,7 +79,7 @@ impl PartitionIdentityLookup {
 impl IdentityLookup for PartitionIdentityLookup {
     fn setup<'a>(
         &'a self,
-        cluster: &'a Cluster,
+        cluster: &'a ClusterHandle,
         _kinds: &'a [String],
         is_client: bool,
     ) -> BoxFuture<'a, Result<(), Error>> {

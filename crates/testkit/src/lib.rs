@@ -4,13 +4,16 @@
 //! server process on free loopback ports with a temporary data directory,
 //! waits until it answers, and stops it and removes the directory when
 //! dropped. A missing server binary is an error that names the command that
-//! installs it, never a silent skip.
+//! installs it, never a silent skip. Servers: [`etcd`], [`zookeeper`],
+//! [`redis`] and [`mongo`] (the SecantusDB stand-in, or a real MongoDB from
+//! `MONGODB_URI`).
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
 //! tests share: an echo grain kind and poll-with-deadline helpers. With
 //! `persistence`, the `persistence` module is the conformance suite of
 //! persistence providers; with `postgres`, the `postgres` module starts a
 //! real PostgreSQL.
+//! With the `lookup` feature, [`lookup`] is the identity lookup conformance suite.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -24,12 +27,17 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod etcd;
+#[cfg(feature = "lookup")]
+pub mod lookup;
+pub mod mongo;
 #[cfg(feature = "persistence")]
 pub mod persistence;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod redis;
 pub mod service;
 pub mod zookeeper;

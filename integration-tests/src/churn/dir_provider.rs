@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use prost::Message as _;
-use protoactor_cluster::{Cluster, ClusterProvider, Error, Member};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member};
 
 /// Membership from a directory shared by processes on one machine.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ impl DirProvider {
         }
     }
 
-    fn watch(&self, cluster: &Cluster) {
+    fn watch(&self, cluster: &ClusterHandle) {
         let (dir, poll) = (self.dir.clone(), self.poll);
         let list = cluster.member_list().clone();
         let system = cluster.system().clone();
@@ -98,7 +98,7 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 impl ClusterProvider for DirProvider {
-    fn start_member<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_member<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let me = cluster.self_member();
             let safe_id: String = me.id.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -116,7 +116,7 @@ impl ClusterProvider for DirProvider {
         })
     }
 
-    fn start_client<'a>(&'a self, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), Error>> {
+    fn start_client<'a>(&'a self, cluster: &'a ClusterHandle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.watch(cluster);
             Ok(())

@@ -1,0 +1,267 @@
+//! [`StorageIdentityLookup`]: an [`IdentityLookup`] on any [`IdentityStorage`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use protoactor_actor::Subscription;
+use protoactor_actor::prelude::*;
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::handle::ClusterHandle;
+use crate::identity::ClusterIdentity;
+use crate::kind::ActivationTerminating;
+use crate::lookup::IdentityLookup;
+use crate::member::Member;
+use crate::storage::IdentityStorage;
+
+/// Settings of a [`StorageIdentityLookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageLookupConfig {
+    /// How long a lock to activate an identity lives if its holder never
+    /// stores the activation (it crashed or paused). Longer than the
+    /// cluster's activation timeout.
+    pub lock_ttl: Duration,
+    /// How long one lookup waits for another member's activation before
+    /// handing back to the cluster's retry.
+    pub wait_timeout: Duration,
+    /// How long a graceful leave waits for local activations to stop.
+    pub passivation_timeout: Duration,
+}
+
+impl Default for StorageLookupConfig {
+    fn default() -> Self {
+        StorageLookupConfig {
+            lock_ttl: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(5),
+            passivation_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Running {
+    handle: ClusterHandle,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    subscription: Mutex<Option<Subscription>>,
+}
+
+/// An identity lookup whose activations live in a shared store: any member
+/// may activate any identity, and the store decides who wins.
+///
+/// To activate, a member takes the identity's lock in the store, asks a
+/// member hosting the kind to spawn the grain (through the cluster's
+/// activator), and stores the pid under the lock; the store refuses a lock
+/// that expired meanwhile, and the grain is then stopped. Others wait for
+/// the stored activation. Activations of members that leave are removed
+/// from the store by every member that sees them go (idempotent), and when
+/// a grain stops its member removes its entry.
+///
+/// ```
+/// use protoactor_cluster::{InMemoryAgent, InMemoryProvider, ClusterConfig, IdentityStorage, StorageIdentityLookup};
+///
+/// # fn demo(storage: impl IdentityStorage) {
+/// let agent = InMemoryAgent::new();
+/// let lookup = StorageIdentityLookup::new(storage);
+/// let config = ClusterConfig::new("demo", InMemoryProvider::new(&agent), lookup);
+/// # let _ = config;
+/// # }
+/// ```
+pub struct StorageIdentityLookup {
+    storage: Arc<dyn IdentityStorage>,
+    config: StorageLookupConfig,
+    running: OnceLock<Running>,
+}
+
+impl fmt::Debug for StorageIdentityLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageIdentityLookup").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl StorageIdentityLookup {
+    /// A lookup on `storage` with default settings.
+    pub fn new(storage: impl IdentityStorage) -> Self {
+        Self::with_config(storage, StorageLookupConfig::default())
+    }
+
+    /// A lookup on `storage` with `config`.
+    pub fn with_config(storage: impl IdentityStorage, config: StorageLookupConfig) -> Self {
+        StorageIdentityLookup { storage: Arc::new(storage), config, running: OnceLock::new() }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn IdentityStorage> {
+        &self.storage
+    }
+
+    fn handle(&self) -> Result<&ClusterHandle, Error> {
+        self.running
+            .get()
+            .map(|r| &r.handle)
+            .ok_or_else(|| Error::Lookup("the storage lookup is not set up; start the cluster first".into()))
+    }
+
+    /// The member that hosts a new activation: spread by hashing, the same
+    /// choice on every member for a given topology.
+    fn place<'t>(identity: &ClusterIdentity, candidates: &[&'t Member]) -> Option<&'t Member> {
+        candidates.iter().copied().max_by_key(|m| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            identity.hash(&mut h);
+            m.id.hash(&mut h);
+            h.finish()
+        })
+    }
+
+    async fn get_or_activate(&self, identity: &ClusterIdentity) -> Result<Option<Pid>, Error> {
+        let handle = self.handle()?;
+        let topology = handle.member_list().topology();
+        if let Some(stored) = self.storage.get(identity).await? {
+            if topology.member(&stored.member_id).is_some() {
+                return Ok(Some(stored.pid));
+            }
+            // Its member left; the cleanup may not have run yet.
+            self.storage.remove_activation(identity, &stored.pid).await?;
+        }
+        let candidates: Vec<&Member> = topology.members_for_kind(&identity.kind).collect();
+        let Some(member) = Self::place(identity, &candidates) else { return Ok(None) };
+        let Some(lock) = self.storage.try_acquire_lock(identity, self.config.lock_ttl).await? else {
+            let found = self.storage.wait_for_activation(identity, self.config.wait_timeout).await?;
+            let live = handle.member_list().topology();
+            return Ok(found.filter(|a| live.member(&a.member_id).is_some()).map(|a| a.pid));
+        };
+        let pid = match handle.activate(member, identity).await {
+            Ok(pid) => pid,
+            Err(e) => {
+                if let Err(e) = self.storage.remove_lock(&lock).await {
+                    tracing::debug!(grain = %identity, error = %e, "could not release the lock; it will expire");
+                }
+                return match e {
+                    Error::IdentityBlocked { .. } | Error::UnknownKind { .. } => Err(e),
+                    e => {
+                        tracing::debug!(grain = %identity, error = %e, "activation failed; retrying");
+                        Ok(None)
+                    }
+                };
+            }
+        };
+        match self.storage.store_activation(&member.id, &lock, &pid).await {
+            Ok(true) => Ok(Some(pid)),
+            Ok(false) => {
+                // Our lock expired while we activated: someone else may own
+                // the identity now. This grain must not live on.
+                tracing::warn!(grain = %identity, %pid, "the activation lock expired before the activation was stored; stopping the grain");
+                handle.system().root().stop(&pid);
+                Ok(None)
+            }
+            Err(e) => {
+                handle.system().root().stop(&pid);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl IdentityLookup for StorageIdentityLookup {
+    fn setup<'a>(
+        &'a self,
+        cluster: &'a ClusterHandle,
+        _kinds: &'a [String],
+        is_client: bool,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.storage.init(cluster.name()).await?;
+            let running =
+                Running { handle: cluster.clone(), tasks: Mutex::new(Vec::new()), subscription: Mutex::new(None) };
+            if !is_client {
+                // Every member that sees a member leave removes its
+                // activations (idempotent; the first one does the work).
+                let mut topology = cluster.member_list().subscribe();
+                let storage = self.storage.clone();
+                let mut known: HashSet<String> = HashSet::new();
+                running.tasks.lock().push(cluster.system().runtime().spawn(async move {
+                    loop {
+                        let now: HashSet<String> =
+                            topology.borrow_and_update().members.iter().map(|m| m.id.clone()).collect();
+                        for gone in known.difference(&now) {
+                            let span = tracing::info_span!("storage cleanup", member = %gone);
+                            match storage.remove_member(gone).instrument(span).await {
+                                Ok(n) => tracing::debug!(member = %gone, removed = n, "removed activations of a member that left"),
+                                Err(e) => tracing::warn!(member = %gone, error = %e, "could not remove the activations of a member that left"),
+                            }
+                        }
+                        known = now;
+                        if topology.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }));
+                // A grain that stops here leaves the store. Not while the
+                // member stops: a graceful leave removes all its entries at
+                // once, and a crash must be cleaned by the others.
+                let storage = self.storage.clone();
+                let runtime = cluster.system().runtime().clone();
+                let handle = cluster.clone();
+                *running.subscription.lock() =
+                    Some(cluster.system().event_stream().subscribe::<ActivationTerminating>(move |e| {
+                        if handle.is_stopping() {
+                            return;
+                        }
+                        let storage = storage.clone();
+                        let e = e.clone();
+                        runtime.spawn(async move {
+                            if let Err(err) = storage.remove_activation(&e.identity, &e.pid).await {
+                                tracing::debug!(grain = %e.identity, error = %err, "could not remove a stopped activation");
+                            }
+                        });
+                    }));
+            }
+            self.running.set(running).map_err(|_| Error::Lookup("set up twice".into()))
+        })
+    }
+
+    fn get<'a>(&'a self, identity: &'a ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
+        let span = tracing::debug_span!("storage lookup", grain = %identity);
+        Box::pin(self.get_or_activate(identity).instrument(span))
+    }
+
+    fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.storage.remove_activation(identity, pid).await })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(running) = self.running.get() else { return Ok(()) };
+            let handle = &running.handle;
+            if !handle.is_client() {
+                // Graceful leave: stop local grains (their stop hooks run),
+                // then drop everything stored for this member so others
+                // activate them again at once.
+                let root = handle.system().root();
+                let local = handle.local_activations();
+                let stops = local.iter().map(|(_, p)| root.poison_future(p));
+                if tokio::time::timeout(self.config.passivation_timeout, futures_util::future::join_all(stops))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("some activations did not stop in time");
+                }
+                let removed = self.storage.remove_member(handle.id()).await?;
+                tracing::info!(
+                    passivated = local.len(),
+                    removed,
+                    "local activations passivated and removed from the store"
+                );
+            }
+            for task in running.tasks.lock().drain(..) {
+                task.abort();
+            }
+            running.subscription.lock().take();
+            self.storage.dispose().await
+        })
+    }
+}
