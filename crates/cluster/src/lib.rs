@@ -62,6 +62,7 @@ mod member;
 mod member_list;
 mod pid_cache;
 mod provider;
+mod provider_kit;
 mod storage;
 mod storage_lookup;
 
@@ -73,10 +74,10 @@ pub mod proto {
 
 pub use activator::ACTIVATOR;
 pub use cluster::{CallOptions, Cluster};
-pub use handle::ClusterHandle;
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
 pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
+pub use handle::ClusterHandle;
 pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};
 pub use kind::{ActivationTerminating, GrainContext, Kind};
@@ -85,5 +86,6 @@ pub use member::{ClusterTopology, Member, MemberInfo, topology_hash};
 pub use member_list::{MemberList, Topology};
 pub use pid_cache::PidCache;
 pub use provider::ClusterProvider;
+pub use provider_kit::{ProviderTasks, Retry, StartOnce, TopologyReporter};
 pub use storage::{IdentityStorage, SpawnLock, StoredActivation};
 pub use storage_lookup::{StorageIdentityLookup, StorageLookupConfig};

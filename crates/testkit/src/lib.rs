@@ -8,7 +8,8 @@
 //!
 //! With the `cluster` feature, [`cluster`] adds what the cluster provider
 //! tests share: an echo grain kind and poll-with-deadline helpers. With the
-//! `lookup` feature, [`lookup`] is the identity lookup conformance suite.
+//! `lookup` feature, [`lookup`] is the identity lookup conformance suite;
+//! with `provider`, [`provider`] is the cluster provider conformance suite.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -27,6 +28,8 @@ pub mod etcd;
 #[cfg(feature = "lookup")]
 pub mod lookup;
 pub mod mongo;
+#[cfg(feature = "provider")]
+pub mod provider;
 pub mod redis;
 pub mod service;
 pub mod zookeeper;
