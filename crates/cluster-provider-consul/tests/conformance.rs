@@ -36,7 +36,7 @@ async fn silent_member_leaves_after_ttl() {
     let fake = FakeConsul::start_new().await;
     provider::silent_member_leaves_after_ttl(&maker(&fake, Duration::from_secs(1)), Duration::from_secs(20)).await;
     assert!(
-        protoactor_testkit::cluster::wait_until(Duration::from_secs(20), || fake.services().len() == 0).await,
+        protoactor_testkit::cluster::wait_until(Duration::from_secs(20), || fake.services().is_empty()).await,
         "every service was deregistered or reaped: {:?}",
         fake.services()
     );

@@ -82,7 +82,7 @@ impl Shared {
         data.index
     }
 
-    fn authorize(&self, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Box<Response>> {
         let Some(want) = &self.token else { return Ok(()) };
         let given = headers
             .get("X-Consul-Token")
@@ -91,8 +91,8 @@ impl Shared {
             .or_else(|| query.get("token").cloned());
         match given {
             Some(t) if &t == want => Ok(()),
-            Some(_) => Err((StatusCode::FORBIDDEN, "ACL not found").into_response()),
-            None => Err((StatusCode::FORBIDDEN, "Permission denied").into_response()),
+            Some(_) => Err(Box::new((StatusCode::FORBIDDEN, "ACL not found").into_response())),
+            None => Err(Box::new((StatusCode::FORBIDDEN, "Permission denied").into_response())),
         }
     }
 }
@@ -321,7 +321,7 @@ async fn register(
 ) -> Response {
     log(&shared, "PUT", "/v1/agent/service/register".into(), None);
     if let Err(denied) = shared.authorize(&headers, &query) {
-        return denied;
+        return *denied;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("Request decode failed: invalid JSON");
@@ -385,7 +385,7 @@ async fn deregister(
 ) -> Response {
     log(&shared, "PUT", format!("/v1/agent/service/deregister/{id}"), None);
     if let Err(denied) = shared.authorize(&headers, &query) {
-        return denied;
+        return *denied;
     }
     let mut data = shared.data.lock();
     if data.services.remove(&id).is_none() {
@@ -407,7 +407,7 @@ async fn pass(
 ) -> Response {
     log(&shared, "PUT", format!("/v1/agent/check/pass/{check_id}"), None);
     if let Err(denied) = shared.authorize(&headers, &query) {
-        return denied;
+        return *denied;
     }
     let mut data = shared.data.lock();
     let now = Instant::now();
@@ -444,7 +444,7 @@ async fn health(
     };
     log(&shared, "GET", format!("/v1/health/service/{name}"), index);
     if let Err(denied) = shared.authorize(&headers, &query) {
-        return denied;
+        return *denied;
     }
     if let Some(dc) = query.get("dc")
         && dc != DATACENTER
@@ -470,12 +470,8 @@ async fn health(
         }
     }
     let data = shared.data.lock();
-    let entries: Vec<Value> = data
-        .services
-        .values()
-        .filter(|s| s.name == name && (!passing || s.status == "passing"))
-        .map(|s| entry(s))
-        .collect();
+    let entries: Vec<Value> =
+        data.services.values().filter(|s| s.name == name && (!passing || s.status == "passing")).map(entry).collect();
     let mut response = axum::Json(Value::Array(entries)).into_response();
     let headers = response.headers_mut();
     headers.insert("X-Consul-Index", HeaderValue::from(data.index));
