@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use protoactor_actor::Pid;
-use protoactor_cluster::{
-    Cluster, ClusterConfig, ClusterHandle, ClusterIdentity, Error, IdentityLookup, InMemoryAgent, Kind,
-};
+use protoactor_cluster::{Cluster, ClusterConfig, ClusterHandle, ClusterIdentity, Error, IdentityLookup, InMemoryAgent, Kind};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 
 use crate::{start_client, start_member, test_config_with_lookup, test_lookup, wait_until};

@@ -46,11 +46,7 @@ impl Actor for Activator {
 
 /// Asks `member`'s activator to spawn `identity`; waits at most the
 /// configured activation timeout.
-pub(crate) async fn activate_remote(
-    cluster: &Cluster,
-    member: &Member,
-    identity: &ClusterIdentity,
-) -> Result<Pid, Error> {
+pub(crate) async fn activate_remote(cluster: &Cluster, member: &Member, identity: &ClusterIdentity) -> Result<Pid, Error> {
     let target = Pid::new(member.address(), ACTIVATOR);
     let timeout = cluster.config().activation_timeout();
     let request = ActivationRequest {

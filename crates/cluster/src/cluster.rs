@@ -15,9 +15,9 @@ use tracing::Instrument;
 
 use crate::activator::{ACTIVATOR, Activator};
 use crate::config::ClusterConfig;
+use crate::handle::ClusterHandle;
 use crate::error::Error;
 use crate::gossip::{GossipSettings, Gossiper};
-use crate::handle::ClusterHandle;
 use crate::identity::ClusterIdentity;
 use crate::kind::ActivatedKind;
 use crate::member::{ClusterTopology, Member};
@@ -448,7 +448,9 @@ impl Cluster {
             let reason;
             let mut pause = true;
             match pid {
-                None => reason = lookup_failure.take().unwrap_or_else(|| "no activation is available yet".to_string()),
+                None => {
+                    reason = lookup_failure.take().unwrap_or_else(|| "no activation is available yet".to_string())
+                }
                 Some(pid) => {
                     member = pid.address().to_string();
                     root.request(&pid, message.clone(), reply.pid());

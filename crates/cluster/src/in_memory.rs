@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::error::Error;
 use crate::handle::ClusterHandle;
+use crate::error::Error;
 use crate::member::Member;
 use crate::provider::ClusterProvider;
 

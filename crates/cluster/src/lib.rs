@@ -74,10 +74,10 @@ pub mod proto {
 
 pub use activator::ACTIVATOR;
 pub use cluster::{CallOptions, Cluster};
+pub use handle::ClusterHandle;
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
 pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
-pub use handle::ClusterHandle;
 pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};
 pub use kind::{ActivationTerminating, GrainContext, Kind};

@@ -40,8 +40,8 @@ use futures_util::future::BoxFuture;
 use protoactor_actor::Pid;
 use protoactor_remote::Serialization;
 
-use crate::error::Error;
 use crate::handle::ClusterHandle;
+use crate::error::Error;
 use crate::identity::ClusterIdentity;
 
 /// Finds (and if needed activates) grains; see the [module docs](self).

@@ -29,8 +29,8 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::error::Error;
 use crate::handle::ClusterHandle;
+use crate::error::Error;
 
 /// Where membership comes from; see the [module docs](self) for the contract.
 pub trait ClusterProvider: Send + Sync + 'static {

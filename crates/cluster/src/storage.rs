@@ -85,8 +85,7 @@ pub trait IdentityStorage: Send + Sync + 'static {
     /// Releases `lock` (activation failed) if it is still ours.
     fn remove_lock<'a>(&'a self, lock: &'a SpawnLock) -> BoxFuture<'a, Result<(), Error>>;
     /// Removes the activation of `identity` if it is still `pid`.
-    fn remove_activation<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid)
-    -> BoxFuture<'a, Result<(), Error>>;
+    fn remove_activation<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>>;
     /// Removes every activation stored for `member_id`; returns how many.
     fn remove_member<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
     /// Releases connections.
@@ -125,11 +124,7 @@ impl<S: IdentityStorage + ?Sized> IdentityStorage for std::sync::Arc<S> {
     fn remove_lock<'a>(&'a self, lock: &'a SpawnLock) -> BoxFuture<'a, Result<(), Error>> {
         (**self).remove_lock(lock)
     }
-    fn remove_activation<'a>(
-        &'a self,
-        identity: &'a ClusterIdentity,
-        pid: &'a Pid,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    fn remove_activation<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {
         (**self).remove_activation(identity, pid)
     }
     fn remove_member<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<usize, Error>> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use protoactor_actor::Subscription;
 use protoactor_actor::prelude::*;
+use protoactor_actor::Subscription;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -245,11 +245,7 @@ impl IdentityLookup for StorageIdentityLookup {
                     tracing::warn!("some activations did not stop in time");
                 }
                 let removed = self.storage.remove_member(handle.id()).await?;
-                tracing::info!(
-                    passivated = local.len(),
-                    removed,
-                    "local activations passivated and removed from the store"
-                );
+                tracing::info!(passivated = local.len(), removed, "local activations passivated and removed from the store");
             }
             for task in running.tasks.lock().drain(..) {
                 task.abort();

@@ -13,8 +13,8 @@ use protoactor_cluster::proto::{
     ClusterIdentity, GossipKeyValue, GossipRequest, GossipResponse, GossipState, MemberHeartbeat,
 };
 use protoactor_cluster::{
-    Cluster, ClusterConfig, ClusterHandle, ClusterProvider, ClusterTopology, Error, IdentityLookup, InMemoryAgent,
-    InMemoryProvider, topology_hash,
+    Cluster, ClusterConfig, ClusterHandle, ClusterProvider, ClusterTopology, Error, IdentityLookup, InMemoryAgent, InMemoryProvider,
+    topology_hash,
 };
 use tokio::time::Instant;
 

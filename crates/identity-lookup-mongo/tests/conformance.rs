@@ -33,7 +33,8 @@ async fn concurrent_first_requests_activate_each_identity_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_member_is_cleaned_from_mongo_and_its_grains_reactivate_once() {
     let mongo = server();
-    let storage: Arc<dyn IdentityStorage> = Arc::new(MongoIdentityStorage::with_config(config(mongo.uri(), "killed")));
+    let storage: Arc<dyn IdentityStorage> =
+        Arc::new(MongoIdentityStorage::with_config(config(mongo.uri(), "killed")));
     lookup::killed_member_reactivates_once(&maker(mongo.uri().to_string(), "killed"), Some(storage)).await;
 }
 

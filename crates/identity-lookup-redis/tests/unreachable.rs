@@ -15,21 +15,14 @@ use protoactor_testkit::service::free_port;
 async fn a_member_cannot_start_without_redis_and_says_where_it_looked() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}/");
-    let config = ClusterConfig::new(
-        "down",
-        InMemoryProvider::new(&InMemoryAgent::new()),
-        RedisIdentityLookup::new(&url).unwrap(),
-    )
-    .with_remote(remote_config())
-    .with_kind(counting_kind(Arc::new(Counts::default())));
+    let config = ClusterConfig::new("down", InMemoryProvider::new(&InMemoryAgent::new()), RedisIdentityLookup::new(&url).unwrap())
+        .with_remote(remote_config())
+        .with_kind(counting_kind(Arc::new(Counts::default())));
     let cluster = Cluster::new(&ActorSystem::new(), config).unwrap();
     let err = cluster.start_member().await.expect_err("no Redis is listening");
     assert!(matches!(err, Error::Storage { .. }), "a storage error: {err}");
     let text = err.to_string();
-    assert!(
-        text.contains("redis") && text.contains(&format!("127.0.0.1:{port}")),
-        "names the store and address: {text}"
-    );
+    assert!(text.contains("redis") && text.contains(&format!("127.0.0.1:{port}")), "names the store and address: {text}");
     cluster.shutdown(false).await;
 }
 
@@ -38,13 +31,9 @@ async fn requests_fail_within_their_deadline_naming_redis_while_it_is_down_and_w
     let redis = Arc::new(Mutex::new(RedisServer::start().unwrap_or_else(|e| panic!("{e}"))));
     let url = redis.lock().unwrap().url();
     let counts = Arc::new(Counts::default());
-    let config = ClusterConfig::new(
-        "outage",
-        InMemoryProvider::new(&InMemoryAgent::new()),
-        RedisIdentityLookup::new(&url).unwrap(),
-    )
-    .with_remote(remote_config())
-    .with_kind(counting_kind(counts.clone()));
+    let config = ClusterConfig::new("outage", InMemoryProvider::new(&InMemoryAgent::new()), RedisIdentityLookup::new(&url).unwrap())
+        .with_remote(remote_config())
+        .with_kind(counting_kind(counts.clone()));
     let cluster = Cluster::new(&ActorSystem::new(), config).unwrap();
     cluster.start_member().await.unwrap();
     let _: Probed = cluster.request("before", KIND, Probe).await.unwrap();

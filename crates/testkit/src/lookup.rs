@@ -124,12 +124,7 @@ pub fn remote_config() -> RemoteConfig {
 }
 
 /// Starts a member of cluster `name` on `agent` with `lookup`, hosting the counted kind.
-pub async fn start_member(
-    agent: &InMemoryAgent,
-    name: &str,
-    lookup: impl IdentityLookup,
-    counts: &Arc<Counts>,
-) -> Cluster {
+pub async fn start_member(agent: &InMemoryAgent, name: &str, lookup: impl IdentityLookup, counts: &Arc<Counts>) -> Cluster {
     let system = ActorSystem::new();
     let config = ClusterConfig::new(name, InMemoryProvider::new(agent), lookup)
         .with_remote(remote_config())
@@ -229,7 +224,8 @@ pub async fn killed_member_reactivates_once<L: IdentityLookup>(
     let first = probe_all(&members[0], &identities).await;
     let victim = members.pop().expect("three members");
     let (victim_id, victim_address) = (victim.id().to_string(), victim.address().to_string());
-    let lost: Vec<String> = first.iter().filter(|p| p.address == victim_address).map(|p| p.identity.clone()).collect();
+    let lost: Vec<String> =
+        first.iter().filter(|p| p.address == victim_address).map(|p| p.identity.clone()).collect();
     assert!(!lost.is_empty(), "the victim hosted some of the 300 grains");
     victim.shutdown(false).await;
     for m in &members {
@@ -280,7 +276,8 @@ pub async fn graceful_leave_hands_over<L: IdentityLookup>(make: &impl Fn() -> L)
     let first = probe_all(&members[0], &identities).await;
     let leaver = members.pop().expect("three members");
     let leaver_address = leaver.address().to_string();
-    let moved: Vec<String> = first.iter().filter(|p| p.address == leaver_address).map(|p| p.identity.clone()).collect();
+    let moved: Vec<String> =
+        first.iter().filter(|p| p.address == leaver_address).map(|p| p.identity.clone()).collect();
     leaver.shutdown(true).await;
     let again = join_all(members.iter().map(|m| probe_all(m, &identities))).await;
     for (i, id) in identities.iter().enumerate() {
@@ -339,11 +336,7 @@ impl<S: IdentityStorage> IdentityStorage for Stalling<S> {
     fn remove_lock<'a>(&'a self, lock: &'a SpawnLock) -> BoxFuture<'a, Result<(), Error>> {
         self.inner.remove_lock(lock)
     }
-    fn remove_activation<'a>(
-        &'a self,
-        identity: &'a ClusterIdentity,
-        pid: &'a Pid,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    fn remove_activation<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {
         self.inner.remove_activation(identity, pid)
     }
     fn remove_member<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
@@ -396,7 +389,10 @@ pub async fn paused_lock_holder_activates_once<S: IdentityStorage>(make_storage:
 /// while `restart` stops and starts the store (a blocking call). Requests
 /// that fail during the outage say why; once the store is back, new
 /// requests succeed again, each identity activated once.
-pub async fn store_restart_recovers<L: IdentityLookup>(make: &impl Fn() -> L, restart: impl FnOnce() + Send + 'static) {
+pub async fn store_restart_recovers<L: IdentityLookup>(
+    make: &impl Fn() -> L,
+    restart: impl FnOnce() + Send + 'static,
+) {
     init_tracing();
     let agent = InMemoryAgent::new();
     let counts = Arc::new(Counts::default());

@@ -78,11 +78,7 @@ impl MongoServer {
                 ServiceProcess::start_in("secantusdb", dir, &python, &[script.as_str(), &port_arg], INSTALL)?;
             match process.wait_until(READY_TIMEOUT, || connects(port)) {
                 Ok(()) => {
-                    return Ok(MongoServer {
-                        process: Some(process),
-                        uri: format!("mongodb://127.0.0.1:{port}/"),
-                        port,
-                    });
+                    return Ok(MongoServer { process: Some(process), uri: format!("mongodb://127.0.0.1:{port}/"), port });
                 }
                 Err(e) => last = e,
             }
