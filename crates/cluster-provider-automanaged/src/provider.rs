@@ -4,13 +4,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, join_all};
 use parking_lot::Mutex;
-use protoactor_actor::ActorSystem;
-use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member, MemberList};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, MemberList, StartOnce, TopologyReporter};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -42,7 +40,7 @@ struct Inner {
     /// Set once started; `None` before.
     views: Mutex<Option<Peers>>,
     running: Mutex<Option<Running>>,
-    started: AtomicBool,
+    once: StartOnce,
 }
 
 struct Running {
@@ -81,7 +79,7 @@ impl AutomanagedProvider {
                 health_address: Mutex::new(health_address),
                 views: Mutex::new(None),
                 running: Mutex::new(None),
-                started: AtomicBool::new(false),
+                once: StartOnce::new("AutomanagedProvider"),
             }),
         }
     }
@@ -101,11 +99,7 @@ impl AutomanagedProvider {
 
     async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
-        if inner.started.swap(true, Ordering::AcqRel) {
-            return Err(Error::Provider(
-                "this AutomanagedProvider was started already; give each member or client its own".into(),
-            ));
-        }
+        inner.once.start()?;
         let urls = inner.peers.iter().map(|p| peer_url(p)).collect::<Result<Vec<_>, _>>()?;
         if !member && urls.is_empty() {
             return Err(Error::Config("an automanaged client needs at least one peer to poll".into()));
@@ -135,9 +129,7 @@ impl AutomanagedProvider {
             self.inner.clone(),
             PollTarget {
                 list: cluster.member_list().clone(),
-                system: cluster.system().clone(),
-                cluster: cluster.name().to_string(),
-                me,
+                reporter: TopologyReporter::new(cluster, "automanaged", member),
             },
             client,
             urls,
@@ -149,21 +141,18 @@ impl AutomanagedProvider {
 
 struct PollTarget {
     list: MemberList,
-    system: ActorSystem,
-    cluster: String,
-    me: Option<Member>,
+    reporter: TopologyReporter,
 }
 
 /// One poll round per interval until shutdown: poll every peer at once,
 /// record the answers, report the members when the set changed.
-async fn poll_loop(inner: Arc<Inner>, target: PollTarget, client: reqwest::Client, urls: Vec<reqwest::Url>) {
+async fn poll_loop(inner: Arc<Inner>, mut target: PollTarget, client: reqwest::Client, urls: Vec<reqwest::Url>) {
     let self_id = target.list.self_id().to_string();
     let mut tick = tokio::time::interval(inner.poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut reported: Option<Vec<Member>> = None;
     loop {
         tick.tick().await;
-        if target.system.is_shutting_down() {
+        if target.reporter.is_stopping() {
             return;
         }
         let answers = join_all(urls.iter().map(|url| poll::poll(&client, url))).await;
@@ -175,27 +164,12 @@ async fn poll_loop(inner: Arc<Inner>, target: PollTarget, client: reqwest::Clien
                 answers.into_iter().enumerate().flat_map(|(i, answer)| views.record(i, answer, now)).collect();
             (changes, views.members())
         };
-        let mut members: Vec<Member> = target.me.iter().cloned().collect();
-        members.extend(peers.into_iter().filter(|m| m.id != self_id));
-        members.sort_by(|a, b| a.id.cmp(&b.id));
-        let changed = reported.as_ref() != Some(&members);
-        if changes.is_empty() && !changed {
-            continue;
-        }
-        let span = tracing::info_span!("automanaged poll", cluster = %target.cluster, member = %self_id);
+        let span = tracing::info_span!("automanaged poll", cluster = %target.reporter.cluster(), member = %self_id);
         let _entered = span.enter();
         for change in changes {
-            log_change(&target.list, &target.cluster, change);
+            log_change(&target.list, target.reporter.cluster(), change);
         }
-        if changed && !target.system.is_shutting_down() {
-            tracing::info!(
-                members = members.len(),
-                ids = ?members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-                "automanaged topology changed"
-            );
-            target.list.update_cluster_topology(members.clone());
-            reported = Some(members);
-        }
+        target.reporter.report(peers.into_iter().filter(|m| m.id != self_id));
     }
 }
 

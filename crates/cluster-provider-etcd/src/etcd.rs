@@ -117,32 +117,3 @@ pub(crate) async fn list(
     }
     Ok((revision, ignored))
 }
-
-/// Pauses between attempts to reach etcd: 100 ms doubling up to a cap, with jitter.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next: Duration,
-    max: Duration,
-    /// Failures in a row (to log the first loudly and the rest quietly).
-    pub(crate) failures: u32,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-
-    pub(crate) fn new(max: Duration) -> Self {
-        Backoff { next: Self::FIRST, max, failures: 0 }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = Self::FIRST;
-        self.failures = 0;
-    }
-
-    pub(crate) async fn wait(&mut self) {
-        self.failures += 1;
-        let pause = self.next.mul_f64(0.8 + fastrand::f64() * 0.4);
-        self.next = (self.next * 2).min(self.max);
-        tokio::time::sleep(pause).await;
-    }
-}

@@ -3,17 +3,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use etcd_client::{Client, EventType, WatchOptions};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use protoactor_actor::ActorSystem;
-use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member, MemberList};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Retry, StartOnce, TopologyReporter};
 use tokio::task::JoinHandle;
 
 use crate::config::EtcdConfig;
-use crate::etcd::{self, Backoff, CallError, bounded};
+use crate::etcd::{self, CallError, bounded};
 use crate::member_info::{MemberInfo, Registry};
 
 /// Membership on etcd. Each member writes its [`MemberInfo`] under
@@ -31,7 +30,7 @@ pub struct EtcdProvider {
 
 struct Inner {
     config: EtcdConfig,
-    started: AtomicBool,
+    once: StartOnce,
     /// The lease our key is bound to; 0 when there is none.
     lease_id: AtomicI64,
     /// How many times this member registered (1 at start, +1 per lost lease).
@@ -63,7 +62,7 @@ impl EtcdProvider {
         EtcdProvider {
             inner: Arc::new(Inner {
                 config,
-                started: AtomicBool::new(false),
+                once: StartOnce::new("EtcdProvider"),
                 lease_id: AtomicI64::new(0),
                 registrations: AtomicU64::new(0),
                 client: Mutex::new(None),
@@ -94,17 +93,13 @@ impl EtcdProvider {
 
     async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
-        if inner.started.swap(true, Ordering::AcqRel) {
-            return Err(Error::Provider(
-                "this EtcdProvider was started already; give each member or client its own".into(),
-            ));
-        }
+        inner.once.start()?;
         let config = &inner.config;
         config.validate()?;
         let name = cluster.name().to_string();
         let mut client = etcd::connect(config).await.map_err(|e| self.fail(&e))?;
-        let me = member.then(|| cluster.self_member());
-        if let Some(me) = &me {
+        let reporter = TopologyReporter::new(cluster, "etcd", member);
+        if let Some(me) = reporter.me() {
             let key = config.member_key(&name, &me.id);
             let value = serde_json::to_vec(&MemberInfo::new(&name, me))
                 .map_err(|e| Error::Provider(format!("etcd: cannot encode the member info: {e}")))?;
@@ -112,7 +107,8 @@ impl EtcdProvider {
             inner.lease_id.store(lease, Ordering::Release);
             inner.registrations.fetch_add(1, Ordering::AcqRel);
             tracing::info!(cluster = %name, %key, lease, ttl = ?config.ttl, "registered in etcd");
-            let keeper = KeepAlive { inner: inner.clone(), client: client.clone(), key, value };
+            let retry = Retry::new("etcd", name.clone(), FIRST_RETRY, config.retry_max);
+            let keeper = KeepAlive { inner: inner.clone(), client: client.clone(), key, value, retry };
             let task = cluster.system().runtime().spawn(keeper.run());
             inner.running.lock().get_or_insert_with(|| Running { tasks: Vec::new(), member }).tasks.push(task);
         }
@@ -120,14 +116,12 @@ impl EtcdProvider {
         let mut watcher = Watcher {
             inner: inner.clone(),
             client: client.clone(),
-            list: cluster.member_list().clone(),
-            system: cluster.system().clone(),
+            retry: Retry::new("etcd", name.clone(), FIRST_RETRY, config.retry_max),
             cluster: name,
             prefix,
-            me,
+            reporter,
             registry: Registry::default(),
             revision: 0,
-            reported: None,
         };
         if let Err(e) = watcher.list().await {
             self.stop_tasks();
@@ -156,7 +150,11 @@ struct KeepAlive {
     client: Client,
     key: String,
     value: Vec<u8>,
+    retry: Retry,
 }
+
+/// The first pause after a failed call to etcd.
+const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why a keep-alive session ended.
 enum SessionEnd {
@@ -168,35 +166,25 @@ enum SessionEnd {
 
 impl KeepAlive {
     async fn run(mut self) {
-        let config = self.inner.config.clone();
-        let mut backoff = Backoff::new(config.retry_max);
         loop {
             let lease = self.inner.lease_id.load(Ordering::Acquire);
-            let end = if lease == 0 {
-                SessionEnd::LeaseLost("no lease".into())
-            } else {
-                self.session(lease, &mut backoff).await
-            };
+            let end = if lease == 0 { SessionEnd::LeaseLost("no lease".into()) } else { self.session(lease).await };
             match end {
                 SessionEnd::Broken(why) => {
-                    if backoff.failures == 0 {
-                        tracing::warn!(key = %self.key, lease, %why, "etcd keep-alive interrupted; retrying (the lease lives until its TTL)");
-                    } else {
-                        tracing::debug!(key = %self.key, lease, %why, "etcd keep-alive still interrupted");
-                    }
-                    backoff.wait().await;
+                    // The lease lives until its TTL: keep renewing once etcd answers.
+                    self.retry.failed(format!("keep-alive of lease {lease} for {}: {why}", self.key)).await;
                     self.reconnect().await;
                 }
                 SessionEnd::LeaseLost(why) => {
                     tracing::warn!(key = %self.key, lease, %why, "etcd lease lost; granting a new one and registering again");
                     self.inner.lease_id.store(0, Ordering::Release);
-                    self.register_again(&mut backoff).await;
+                    self.register_again().await;
                 }
             }
         }
     }
 
-    async fn register_again(&mut self, backoff: &mut Backoff) {
+    async fn register_again(&mut self) {
         let config = self.inner.config.clone();
         loop {
             match etcd::register(&mut self.client, &config, &self.key, &self.value).await {
@@ -204,12 +192,11 @@ impl KeepAlive {
                     self.inner.lease_id.store(lease, Ordering::Release);
                     let n = self.inner.registrations.fetch_add(1, Ordering::AcqRel) + 1;
                     tracing::info!(key = %self.key, lease, registrations = n, "registered in etcd again");
-                    backoff.reset();
+                    self.retry.succeeded();
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(key = %self.key, error = %e.describe(&config.endpoints), "registering again failed; retrying");
-                    backoff.wait().await;
+                    self.retry.failed(format!("registering again: {}", e.describe(&config.endpoints))).await;
                     self.reconnect().await;
                 }
             }
@@ -227,7 +214,7 @@ impl KeepAlive {
     }
 
     /// Renews `lease` every TTL/3 until something fails.
-    async fn session(&mut self, lease: i64, backoff: &mut Backoff) -> SessionEnd {
+    async fn session(&mut self, lease: i64) -> SessionEnd {
         let config = &self.inner.config;
         let open =
             bounded(config.connect_timeout, "opening the keep-alive stream", self.client.lease_keep_alive(lease));
@@ -236,10 +223,7 @@ impl KeepAlive {
             Err(e) if e.is_lease_lost() => return SessionEnd::LeaseLost(e.describe(&config.endpoints)),
             Err(e) => return SessionEnd::Broken(e.describe(&config.endpoints)),
         };
-        if backoff.failures > 0 {
-            tracing::info!(key = %self.key, lease, "etcd keep-alive resumed");
-        }
-        backoff.reset();
+        self.retry.succeeded();
         // Opening the stream renewed the lease once already.
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + config.keep_alive_interval(),
@@ -271,15 +255,13 @@ impl KeepAlive {
 struct Watcher {
     inner: Arc<Inner>,
     client: Client,
-    list: MemberList,
-    system: ActorSystem,
+    retry: Retry,
     cluster: String,
     prefix: String,
-    me: Option<Member>,
+    reporter: TopologyReporter,
     registry: Registry,
     /// The last revision whose events we have applied.
     revision: i64,
-    reported: Option<Vec<Member>>,
 }
 
 /// Why a watch ended.
@@ -304,39 +286,24 @@ impl Watcher {
     }
 
     fn report(&mut self) {
-        if self.system.is_shutting_down() {
-            return;
-        }
-        let members = self.registry.members(self.me.as_ref());
-        if self.reported.as_ref() == Some(&members) {
-            return;
-        }
-        tracing::info!(
-            cluster = %self.cluster,
-            members = members.len(),
-            ids = ?members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-            "etcd topology changed"
-        );
-        self.list.update_cluster_topology(members.clone());
-        self.reported = Some(members);
+        let members = self.registry.members(self.reporter.me());
+        self.reporter.report(members);
     }
 
     async fn run(mut self) {
-        let mut backoff = Backoff::new(self.inner.config.retry_max);
         let mut needs_list = false;
         loop {
             if needs_list {
                 match self.list().await {
                     Ok(()) => needs_list = false,
                     Err(e) => {
-                        tracing::debug!(error = %e.describe(&self.inner.config.endpoints), "etcd re-list failed");
-                        backoff.wait().await;
+                        self.retry.failed(format!("re-list: {}", e.describe(&self.inner.config.endpoints))).await;
                         self.reconnect().await;
                         continue;
                     }
                 }
             }
-            match self.watch(&mut backoff).await {
+            match self.watch().await {
                 WatchEnd::Compacted(compacted) => {
                     tracing::warn!(
                         cluster = %self.cluster, from = self.revision + 1, compacted,
@@ -345,15 +312,7 @@ impl Watcher {
                     needs_list = true;
                 }
                 WatchEnd::Broken(why) => {
-                    if backoff.failures == 0 {
-                        tracing::warn!(
-                            cluster = %self.cluster, %why, revision = self.revision,
-                            "etcd watch interrupted; keeping the last known members and resuming"
-                        );
-                    } else {
-                        tracing::debug!(%why, "etcd watch still interrupted");
-                    }
-                    backoff.wait().await;
+                    self.retry.failed(format!("watch from revision {}: {why}", self.revision + 1)).await;
                     self.reconnect().await;
                 }
             }
@@ -368,7 +327,7 @@ impl Watcher {
     }
 
     /// Watches from the revision after the last one applied, until it fails.
-    async fn watch(&mut self, backoff: &mut Backoff) -> WatchEnd {
+    async fn watch(&mut self) -> WatchEnd {
         let config = self.inner.config.clone();
         let options = WatchOptions::new().with_prefix().with_start_revision(self.revision + 1).with_progress_notify();
         let open = self.client.watch(self.prefix.clone(), Some(options));
@@ -389,10 +348,7 @@ impl Watcher {
                 return WatchEnd::Broken(format!("etcd canceled the watch: {}", response.cancel_reason()));
             }
             if response.created() {
-                if backoff.failures > 0 {
-                    tracing::info!(cluster = %self.cluster, from = self.revision + 1, "etcd watch resumed");
-                }
-                backoff.reset();
+                self.retry.succeeded();
                 continue;
             }
             if response.events().is_empty() {

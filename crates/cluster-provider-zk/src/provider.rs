@@ -2,11 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use protoactor_cluster::{ClusterHandle, ClusterProvider, Error};
+use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, StartOnce, TopologyReporter};
 use tokio::task::JoinHandle;
 
 use crate::config::ZkConfig;
@@ -27,7 +26,7 @@ pub struct ZkProvider {
 
 struct Inner {
     config: ZkConfig,
-    started: AtomicBool,
+    once: StartOnce,
     current: Arc<Mutex<Current>>,
     leader: Arc<Mutex<Option<LeaderChanged>>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -49,7 +48,7 @@ impl ZkProvider {
         ZkProvider {
             inner: Arc::new(Inner {
                 config,
-                started: AtomicBool::new(false),
+                once: StartOnce::new("ZkProvider"),
                 current: Arc::default(),
                 leader: Arc::default(),
                 task: Mutex::new(None),
@@ -80,19 +79,15 @@ impl ZkProvider {
 
     async fn start(&self, cluster: &ClusterHandle, member: bool) -> Result<(), Error> {
         let inner = &self.inner;
-        if inner.started.swap(true, Ordering::AcqRel) {
-            return Err(Error::Provider(
-                "this ZkProvider was started already; give each member or client its own".into(),
-            ));
-        }
+        inner.once.start()?;
         let dir = inner.config.cluster_dir(cluster.name())?;
         let watch = Watch {
             config: inner.config.clone(),
             cluster: cluster.name().to_string(),
             dir,
             system: cluster.system().clone(),
-            list: cluster.member_list().clone(),
             me: member.then(|| cluster.self_member()),
+            reporter: Mutex::new(TopologyReporter::new(cluster, "zookeeper", member)),
             current: inner.current.clone(),
             leader: inner.leader.clone(),
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use protoactor_actor::ActorSystem;
-use protoactor_cluster::{Member, MemberList};
+use protoactor_cluster::{Member, Retry, TopologyReporter};
 use tokio::time::Instant;
 use zookeeper_client::{Client, SessionState};
 
@@ -29,9 +29,10 @@ pub(crate) struct Watch {
     pub(crate) cluster: String,
     pub(crate) dir: String,
     pub(crate) system: ActorSystem,
-    pub(crate) list: MemberList,
     /// This member, registered and always reported; `None` for a client.
     pub(crate) me: Option<Member>,
+    /// Behind a lock only so `run` can borrow it while `self` is shared.
+    pub(crate) reporter: Mutex<TopologyReporter>,
     pub(crate) current: Arc<Mutex<Current>>,
     pub(crate) leader: Arc<Mutex<Option<LeaderChanged>>>,
 }
@@ -51,9 +52,9 @@ struct Settle {
 impl Watch {
     pub(crate) async fn run(self) {
         let mut cache = Cache::new();
-        let mut reported: Option<Vec<Member>> = None;
         let mut settle: Option<Settle> = None;
-        let mut retry = Duration::from_millis(100);
+        let mut retry =
+            Retry::new("zookeeper", self.cluster.clone(), Duration::from_millis(100), Duration::from_secs(2));
         loop {
             if self.system.is_shutting_down() {
                 return;
@@ -66,7 +67,7 @@ impl Watch {
                     tracing::info!(cluster = %self.cluster, "zookeeper disconnected; keeping the last known topology");
                     let state = states.changed().await;
                     if !state.is_terminated() {
-                        settle = Some(self.settle(&reported));
+                        settle = Some(self.settle());
                     }
                     continue;
                 }
@@ -74,7 +75,7 @@ impl Watch {
                     tracing::warn!(cluster = %self.cluster, %state, "zookeeper session ended; opening a new one");
                     drop(client);
                     self.rebuild().await;
-                    settle = Some(self.settle(&reported));
+                    settle = Some(self.settle());
                     cache.clear();
                     continue;
                 }
@@ -82,14 +83,12 @@ impl Watch {
             }
             let (seen, watcher) = match self.list(&client, &mut cache).await {
                 Ok(listed) => {
-                    retry = Duration::from_millis(100);
+                    retry.succeeded();
                     listed
                 }
                 Err(e) => {
                     if !session::is_dead(&client) {
-                        tracing::warn!(cluster = %self.cluster, error = %e, "zookeeper: listing members failed; retrying");
-                        tokio::time::sleep(retry).await;
-                        retry = (retry * 2).min(Duration::from_secs(2));
+                        retry.failed(format!("listing members: {e}")).await;
                     }
                     continue;
                 }
@@ -102,7 +101,7 @@ impl Watch {
                 {
                     settle = None;
                 }
-                self.report(&seen, settle.as_ref(), &mut reported);
+                self.report(&seen, settle.as_ref());
                 let until = settle.as_ref().map(|s| s.until);
                 tokio::select! {
                     _ = &mut changed => break,
@@ -113,26 +112,24 @@ impl Watch {
         }
     }
 
-    fn settle(&self, reported: &Option<Vec<Member>>) -> Settle {
+    fn settle(&self) -> Settle {
         let grace = self.config.session_timeout.max(Duration::from_secs(1)) * 2;
-        Settle { until: Instant::now() + grace, keep: reported.clone().unwrap_or_default() }
+        let keep = self.reporter.lock().last().map(<[Member]>::to_vec).unwrap_or_default();
+        Settle { until: Instant::now() + grace, keep }
     }
 
     /// Opens a new session and registers again, retrying until it works (or
     /// the system stops).
     async fn rebuild(&self) {
-        let mut backoff = Duration::from_millis(100);
+        let mut retry =
+            Retry::new("zookeeper", self.cluster.clone(), Duration::from_millis(100), Duration::from_secs(2));
         loop {
             if self.system.is_shutting_down() {
                 return;
             }
             match self.open().await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(cluster = %self.cluster, error = %e, retry_in = ?backoff, "zookeeper: cannot re-register");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+                Ok(()) => return retry.succeeded(),
+                Err(e) => retry.failed(format!("registering again: {e}")).await,
             }
         }
     }
@@ -202,34 +199,11 @@ impl Watch {
         }
     }
 
-    /// Hands the full member set to the member list if it changed.
-    fn report(&self, seen: &[(i64, Member)], settle: Option<&Settle>, reported: &mut Option<Vec<Member>>) {
-        let mut members: Vec<Member> = seen.iter().map(|(_, m)| m.clone()).collect();
-        if let Some(me) = &self.me
-            && !members.iter().any(|m| m.id == me.id)
-        {
-            members.push(me.clone());
-        }
-        if let Some(settle) = settle {
-            for kept in &settle.keep {
-                if !members.iter().any(|m| m.id == kept.id) {
-                    members.push(kept.clone());
-                }
-            }
-        }
-        members.sort_by(|a, b| a.id.cmp(&b.id));
-        if reported.as_ref() == Some(&members) || self.system.is_shutting_down() {
-            return;
-        }
-        tracing::info!(
-            cluster = %self.cluster,
-            members = members.len(),
-            ids = ?members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-            settling = settle.is_some(),
-            "zookeeper topology changed"
-        );
-        self.list.update_cluster_topology(members.clone());
-        *reported = Some(members);
+    /// Hands the full member set (plus the members kept while settling)
+    /// to the member list if it changed.
+    fn report(&self, seen: &[(i64, Member)], settle: Option<&Settle>) {
+        let kept = settle.map(|s| s.keep.clone()).unwrap_or_default();
+        self.reporter.lock().report(seen.iter().map(|(_, m)| m.clone()).chain(kept));
     }
 
     /// Publishes [`LeaderChanged`] when the lowest sequence changed hands.

@@ -64,6 +64,7 @@ mod member;
 mod member_list;
 mod pid_cache;
 pub mod provider;
+mod provider_kit;
 mod storage;
 mod storage_lookup;
 
@@ -87,5 +88,6 @@ pub use member::{ClusterTopology, Member, MemberInfo, topology_hash};
 pub use member_list::{MemberList, Topology};
 pub use pid_cache::PidCache;
 pub use provider::ClusterProvider;
+pub use provider_kit::{ProviderTasks, Retry, StartOnce, TopologyReporter};
 pub use storage::{IdentityStorage, SpawnLock, StoredActivation};
 pub use storage_lookup::{StorageIdentityLookup, StorageLookupConfig};

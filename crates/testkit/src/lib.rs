@@ -14,6 +14,7 @@
 //! persistence providers; with `postgres`, the `postgres` module starts a
 //! real PostgreSQL.
 //! With the `lookup` feature, [`lookup`] is the identity lookup conformance suite.
+//! With `provider`, [`provider`] is the cluster provider conformance suite.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -38,6 +39,8 @@ pub mod mongo;
 pub mod persistence;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "provider")]
+pub mod provider;
 pub mod redis;
 pub mod service;
 pub mod zookeeper;
