@@ -17,10 +17,7 @@ pub(crate) fn draw(report: &Report, path: &Path) -> DrawResult {
     let rps_max = report.series.iter().map(|s| s.rps).max().unwrap_or(1).max(1) as f64 * 1.1 / 1000.0;
     let p99_max = report.series.iter().map(|s| s.p99_ms).fold(1.0, f64::max) * 1.1;
 
-    let title = format!(
-        "protoactor-chaos: {} members, {} grains",
-        report.config["members"], report.config["grains"]
-    );
+    let title = format!("protoactor-chaos: {} members, {} grains", report.config["members"], report.config["grains"]);
     let mut rps = ChartBuilder::on(&top)
         .caption(title, ("sans-serif", 20))
         .margin(10)
@@ -61,11 +58,12 @@ pub(crate) fn draw(report: &Report, path: &Path) -> DrawResult {
             last_mode = s.mode;
         }
         for (i, run) in runs.iter().enumerate() {
-            let series = rps.draw_series(LineSeries::new(run.iter().map(|(t, r, _)| (*t, *r)), color.stroke_width(2)))?;
+            let series =
+                rps.draw_series(LineSeries::new(run.iter().map(|(t, r, _)| (*t, *r)), color.stroke_width(2)))?;
             if i == 0 {
-                series.label(format!("{mode} requests")).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                series
+                    .label(format!("{mode} requests"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
             p99.draw_series(LineSeries::new(run.iter().map(|(t, _, p)| (*t, *p)), color.stroke_width(2)))?;
         }

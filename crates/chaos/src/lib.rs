@@ -99,9 +99,10 @@ pub struct RunArgs {
     /// Seconds of each steady phase (baseline, cluster) and after each fault.
     #[arg(long, default_value_t = 10)]
     pub phase_secs: u64,
-    /// Faults, in order, comma separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "kill")]
-    pub faults: Vec<Fault>,
+    /// Faults, in order, comma separated [default: kill; with --short:
+    /// kill,stop,rolling].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Option<Vec<Fault>>,
     /// Skip the baseline phase (plain remote requests to pre-spawned actors).
     #[arg(long)]
     pub no_baseline: bool,
@@ -114,7 +115,8 @@ pub struct RunArgs {
     /// Persisted counters (the run then also counts acknowledged updates lost).
     #[arg(long, value_enum, default_value = "none")]
     pub persist: PersistKind,
-    /// CI preset: 500 grains, 8 workers, 4 s phases, faults kill,stop,rolling.
+    /// CI preset: at most 500 grains, 8 workers, 4 s phases; faults
+    /// kill,stop,rolling unless --faults says otherwise.
     #[arg(long)]
     pub short: bool,
     /// Seconds a request may take before it counts as hung.
@@ -126,14 +128,15 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Applies `--short`.
+    /// Applies `--short` and the default faults.
     fn effective(mut self) -> RunArgs {
         if self.short {
             self.grains = self.grains.min(500);
             self.workers = self.workers.min(8);
             self.phase_secs = self.phase_secs.min(4);
-            self.faults = vec![Fault::Kill, Fault::Stop, Fault::Rolling];
+            self.faults.get_or_insert_with(|| vec![Fault::Kill, Fault::Stop, Fault::Rolling]);
         }
+        self.faults.get_or_insert_with(|| vec![Fault::Kill]);
         self
     }
 }

@@ -149,22 +149,23 @@ impl Load {
                         shared.counters.sent.fetch_add(1, Ordering::Relaxed);
                         let started = Instant::now();
                         let result = match mode {
-                            Mode::Plain => tokio::time::timeout(
-                                hang,
-                                async {
+                            Mode::Plain => {
+                                tokio::time::timeout(hang, async {
                                     root.request_future::<CountReply, _>(&targets.plain[grain], Increment::next(), hang)
                                         .await
                                         .map_err(|e| e.to_string())
-                                },
-                            )
-                            .await,
-                            _ => tokio::time::timeout(hang, async {
-                                cluster
-                                    .request::<CountReply, _>(&targets.ids[grain], KIND, Increment::next())
-                                    .await
-                                    .map_err(|e| e.to_string())
-                            })
-                            .await,
+                                })
+                                .await
+                            }
+                            _ => {
+                                tokio::time::timeout(hang, async {
+                                    cluster
+                                        .request::<CountReply, _>(&targets.ids[grain], KIND, Increment::next())
+                                        .await
+                                        .map_err(|e| e.to_string())
+                                })
+                                .await
+                            }
                         };
                         match result {
                             Ok(Ok(_)) => {

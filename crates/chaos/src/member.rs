@@ -205,7 +205,9 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
         .map_err(|e| crate::Error::Io(format!("cannot open the journal {}", args.journal.display()), e))?;
     let _ = JOURNAL.set(Mutex::new(file));
     let store: Option<Arc<dyn Provider>> = match &args.sqlite {
-        Some(path) => Some(Arc::new(SqliteProvider::open(path).await.map_err(|e| crate::Error::Member(e.to_string()))?)),
+        Some(path) => {
+            Some(Arc::new(SqliteProvider::open(path).await.map_err(|e| crate::Error::Member(e.to_string()))?))
+        }
         None => None,
     };
     let plain = plain_range(&args.plain).map_err(crate::Error::Member)?;

@@ -127,9 +127,14 @@ impl Run {
     async fn start_member(&mut self, slot: usize) -> Result<MemberProcess, Error> {
         self.generation[slot] += 1;
         let name = format!("m{}.{}", slot + 1, self.generation[slot]);
-        self.progress.println(format!("starting member {name}"));
-        MemberProcess::start(&self.launch, name, self.ports[slot], &plain_spec(slot, self.args.members, self.args.grains))
-            .await
+        self.say(format!("starting member {name}"));
+        MemberProcess::start(
+            &self.launch,
+            name,
+            self.ports[slot],
+            &plain_spec(slot, self.args.members, self.args.grains),
+        )
+        .await
     }
 
     fn set_mode(&self, mode: Mode) {
@@ -140,8 +145,13 @@ impl Run {
         }
     }
 
+    /// A line above the progress bar, or on stderr when there is none.
     fn say(&self, line: String) {
-        self.progress.println(line);
+        if self.progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.progress.println(line);
+        }
     }
 
     async fn fault(&mut self, fault: Fault, index: usize) -> Result<FaultRecord, Error> {
@@ -162,7 +172,8 @@ impl Run {
             }
             Fault::Stop => {
                 let name = self.members[slot].name.clone();
-                let pause = detection_window() + Duration::from_secs(2);
+                // Well past detection: the others must have declared it dead.
+                let pause = detection_window() * 2 + Duration::from_secs(2);
                 self.say(format!("[{at_s:6.1}s] SIGSTOP {name} for {pause:?}"));
                 self.members[slot].pause(true)?;
                 self.wait(pause).await;
@@ -193,7 +204,31 @@ impl Run {
             recovered_after_s: None,
             lowest_throughput_ratio: 1.0,
             failed_in_window: 0,
+            converged_after_s: None,
+            stuck_members: 0,
         })
+    }
+
+    /// Waits (up to 10 s) until the client's topology holds every live
+    /// member; returns the seconds since `since_s` that took, or the members
+    /// still missing after the deadline.
+    async fn converge(&self, client: &Cluster, since_s: f64) -> (Option<f64>, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let missing: Vec<String> = self
+                .members
+                .iter()
+                .filter(|m| !client.member_list().contains_address(&m.address))
+                .map(|m| m.name.clone())
+                .collect();
+            if missing.is_empty() {
+                return (Some(lock(&self.timeline).now_s() - since_s), missing);
+            }
+            if Instant::now() >= deadline {
+                return (None, missing);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -233,7 +268,10 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
-    let dir = args.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("protoactor-chaos-{}", std::process::id())));
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("protoactor-chaos-{}", std::process::id())));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create {}", dir.display()), e))?;
     let ports = free_ports(args.members)?;
     let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -254,11 +292,7 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
             Some(path)
         }
     };
-    let progress = if std::io::stderr().is_terminal() {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
     let mut run = Run {
         launch: Launch { common, dir: dir.clone() },
         members: Vec::new(),
@@ -285,6 +319,10 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
     };
     let report = analyse(&run, &shared, faults, lost)?;
     Ok((report, dir))
+}
+
+fn faults_planned(args: &RunArgs) -> Vec<Fault> {
+    args.faults.clone().unwrap_or_default()
 }
 
 fn client_ids(grains: usize) -> Vec<String> {
@@ -316,7 +354,7 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
     // The sampler: a tick every 100 ms, a second (histograms merged) every 10.
     *lock(&run.timeline) = Timeline::new();
     run.start_unix = crate::member::unix_micros();
-    let planned = args.phase_secs * (2 + args.faults.len() as u64);
+    let planned = args.phase_secs * (2 + faults_planned(&args).len() as u64);
     run.progress.set_length(planned);
     run.progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
@@ -332,15 +370,23 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
                 let mut t = lock(&timeline);
                 t.tick(&shared);
                 n += 1;
-                if n % 10 == 0
+                if n.is_multiple_of(10)
                     && let Some((rps, p99)) = t.second(&shared, shared.mode())
                 {
-                    progress.set_position(n / 10);
-                    progress.set_message(format!(
+                    let line = format!(
                         "{rps} req/s, p99 {p99:.2} ms, {} failed, {} hung",
                         shared.counters.failed.load(Ordering::Relaxed),
                         shared.counters.hung.load(Ordering::Relaxed)
-                    ));
+                    );
+                    if progress.is_hidden() {
+                        // Not a terminal (CI logs): a line every 5 s.
+                        if n.is_multiple_of(50) {
+                            eprintln!("[{:6.1}s] {line}", t.now_s());
+                        }
+                    } else {
+                        progress.set_position(n / 10);
+                        progress.set_message(line);
+                    }
                 }
             }
         })
@@ -356,8 +402,15 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
     run.set_mode(Mode::Cluster);
     run.wait(phase).await;
     let mut faults = Vec::new();
-    for (i, fault) in args.faults.iter().enumerate() {
-        faults.push(run.fault(*fault, i).await?);
+    for (i, fault) in faults_planned(&args).iter().enumerate() {
+        let mut record = run.fault(*fault, i).await?;
+        let (converged, stuck) = run.converge(&client, record.end_s).await;
+        if !stuck.is_empty() {
+            run.say(format!("live members missing from the topology 10 s after the fault: {}", stuck.join(", ")));
+        }
+        record.converged_after_s = converged;
+        record.stuck_members = stuck.len() as u64;
+        faults.push(record);
         run.wait(phase).await;
     }
     run.set_mode(Mode::Idle);
@@ -428,10 +481,8 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
     let phase = run.args.phase_secs as f64;
     let plain = (!run.args.no_baseline)
         .then(|| Steady { rps: timeline.plain.len() as f64 / phase, latency: Latency::of(&timeline.plain) });
-    let cluster = Steady {
-        rps: timeline.cluster_steady.len() as f64 / phase,
-        latency: Latency::of(&timeline.cluster_steady),
-    };
+    let cluster =
+        Steady { rps: timeline.cluster_steady.len() as f64 / phase, latency: Latency::of(&timeline.cluster_steady) };
     let a = &run.args;
     let mut report = Report {
         config: serde_json::json!({
@@ -464,8 +515,11 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
 fn recovery(ticks: &[Tick], f: &mut FaultRecord, grace: f64) {
     let at = (f.at_s * 10.0) as usize;
     let until = (((f.end_s + grace) * 10.0) as usize).min(ticks.len());
-    let before: Vec<u64> =
-        ticks[at.saturating_sub(20)..at.min(ticks.len())].iter().filter(|t| t.mode == Mode::Cluster).map(|t| t.answered).collect();
+    let before: Vec<u64> = ticks[at.saturating_sub(20)..at.min(ticks.len())]
+        .iter()
+        .filter(|t| t.mode == Mode::Cluster)
+        .map(|t| t.answered)
+        .collect();
     if before.is_empty() || until < at + 5 {
         return;
     }

@@ -95,16 +95,7 @@ impl MemberProcess {
                 eprintln!("  [{prefix}] {line}");
             }
         });
-        Ok(MemberProcess {
-            name,
-            address,
-            pid,
-            journal,
-            peak_rss_kib: 0,
-            ended_at: None,
-            child,
-            stdin,
-        })
+        Ok(MemberProcess { name, address, pid, journal, peak_rss_kib: 0, ended_at: None, child, stdin })
     }
 
     /// Reads VmHWM (peak resident set) while the process lives.

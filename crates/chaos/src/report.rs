@@ -10,6 +10,8 @@
 //!   activate a grain twice while the topology is in flux (a member stopped
 //!   but not yet declared dead keeps its activations): those overlaps are
 //!   counted and reported, not failed.
+//! - `stuck_members`: live member processes missing from the load client's
+//!   topology 10 s after a fault ended: 0.
 //! - `lost_updates` (with `--persist`): acknowledged increments missing from
 //!   the store: 0.
 
@@ -42,6 +44,11 @@ pub struct FaultRecord {
     pub lowest_throughput_ratio: f64,
     /// Failed requests that were in flight during this fault's window.
     pub failed_in_window: u64,
+    /// From the fault's end until the load's client saw every live member
+    /// in the topology (`None`: not within 10 s).
+    pub converged_after_s: Option<f64>,
+    /// Live member processes missing from the topology 10 s after the fault.
+    pub stuck_members: u64,
 }
 
 /// One second of the run.
@@ -180,6 +187,7 @@ impl Report {
             bound("hung requests", self.hung, 0),
             bound("failed requests outside fault windows", self.failed_outside_faults, 0),
             bound("overlapping activations outside fault windows", self.activations.overlaps_outside_faults, 0),
+            bound("live members stuck out of the topology", self.faults.iter().map(|f| f.stuck_members).sum(), 0),
         ];
         if let Some(lost) = self.lost_updates {
             bounds.push(bound("acknowledged updates lost", lost, 0));
@@ -222,14 +230,17 @@ impl Report {
         for f in &self.faults {
             let _ = writeln!(
                 s,
-                "fault {:?} on {} at {:.1}s..{:.1}s: recovered after {}, lowest throughput {:.0} %, {} failed in its window",
+                "fault {:?} on {} at {:.1}s..{:.1}s: recovered after {}, lowest throughput {:.0} %, {} failed in its window, topology whole {}",
                 f.kind,
                 f.member,
                 f.at_s,
                 f.end_s,
                 f.recovered_after_s.map_or("never".into(), |r| format!("{r:.1} s")),
                 f.lowest_throughput_ratio * 100.0,
-                f.failed_in_window
+                f.failed_in_window,
+                f.converged_after_s.map_or(format!("never ({} live members missing)", f.stuck_members), |c| {
+                    format!("{c:.1} s after its end")
+                })
             );
         }
         let a = &self.activations;
