@@ -15,7 +15,9 @@ pub(crate) fn draw(report: &Report, path: &Path) -> DrawResult {
     let (top, bottom) = root.split_vertically(340);
     let t_max = report.series.last().map_or(1.0, |s| s.t).max(1.0);
     let rps_max = report.series.iter().map(|s| s.rps).max().unwrap_or(1).max(1) as f64 * 1.1 / 1000.0;
-    let p99_max = report.series.iter().map(|s| s.p99_ms).fold(1.0, f64::max) * 1.1;
+    // Log scale: a fault's seconds-long stall and a steady millisecond both show.
+    let p99_max = report.series.iter().map(|s| s.p99_ms).fold(1.0, f64::max) * 1.5;
+    const P99_MIN: f64 = 0.1;
 
     let title = format!("protoactor-chaos: {} members, {} grains", report.config["members"], report.config["grains"]);
     let mut rps = ChartBuilder::on(&top)
@@ -29,13 +31,16 @@ pub(crate) fn draw(report: &Report, path: &Path) -> DrawResult {
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..t_max, 0.0..p99_max)?;
-    p99.configure_mesh().x_desc("seconds").y_desc("p99 ms").draw()?;
+        .build_cartesian_2d(0.0..t_max, (P99_MIN..p99_max).log_scale())?;
+    p99.configure_mesh().x_desc("seconds").y_desc("p99 ms (log)").draw()?;
 
     for f in &report.faults {
         let shade = RED.mix(0.15).filled();
         rps.draw_series(std::iter::once(Rectangle::new([(f.at_s, 0.0), (f.end_s.max(f.at_s + 0.2), rps_max)], shade)))?;
-        p99.draw_series(std::iter::once(Rectangle::new([(f.at_s, 0.0), (f.end_s.max(f.at_s + 0.2), p99_max)], shade)))?;
+        p99.draw_series(std::iter::once(Rectangle::new(
+            [(f.at_s, P99_MIN), (f.end_s.max(f.at_s + 0.2), p99_max)],
+            shade,
+        )))?;
         rps.draw_series(std::iter::once(Text::new(
             format!("{:?} {}", f.kind, f.member),
             (f.at_s, rps_max * 0.97),
@@ -65,7 +70,7 @@ pub(crate) fn draw(report: &Report, path: &Path) -> DrawResult {
                     .label(format!("{mode} requests"))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
-            p99.draw_series(LineSeries::new(run.iter().map(|(t, _, p)| (*t, *p)), color.stroke_width(2)))?;
+            p99.draw_series(LineSeries::new(run.iter().map(|(t, _, p)| (*t, p.max(P99_MIN))), color.stroke_width(2)))?;
         }
     }
     rps.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
