@@ -544,3 +544,53 @@ fn recovery(ticks: &[Tick], f: &mut FaultRecord, grace: f64) {
     }
     f.lowest_throughput_ratio = lowest.min(1.0);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(at_s: f64, end_s: f64) -> FaultRecord {
+        FaultRecord {
+            kind: Fault::Kill,
+            member: "m1.1".into(),
+            at_s,
+            end_s,
+            recovered_after_s: None,
+            lowest_throughput_ratio: 1.0,
+            failed_in_window: 0,
+            converged_after_s: None,
+            stuck_members: 0,
+        }
+    }
+
+    fn ticks(answered: &[u64]) -> Vec<Tick> {
+        answered.iter().map(|&answered| Tick { answered, mode: Mode::Cluster }).collect()
+    }
+
+    #[test]
+    fn recovery_is_the_end_of_the_first_window_back_at_80_percent_after_the_dip() {
+        // 2 s at 10 per tick, the fault at 2 s, 1 s at 0, then back at 10.
+        let mut answered = vec![10; 20];
+        answered.extend([0; 10]);
+        answered.extend([10; 30]);
+        let mut f = record(2.0, 2.5);
+        recovery(&ticks(&answered), &mut f, 2.0);
+        assert_eq!(f.lowest_throughput_ratio, 0.0);
+        // The first 500 ms window at >= 80 % starts 1.1 s after the fault
+        // (4 of its 5 ticks back at 10): it ends 1.5 s after.
+        assert_eq!(f.recovered_after_s, Some(1.4));
+    }
+
+    #[test]
+    fn a_fault_without_a_dip_recovers_at_once() {
+        let mut f = record(2.0, 2.5);
+        recovery(&ticks(&[10; 60]), &mut f, 2.0);
+        assert_eq!(f.recovered_after_s, Some(0.0));
+        assert_eq!(f.lowest_throughput_ratio, 1.0);
+    }
+
+    #[test]
+    fn plain_actors_are_spread_over_the_slots_like_the_load_addresses_them() {
+        assert_eq!(plain_spec(1, 3, 10), "1:3:10");
+    }
+}
