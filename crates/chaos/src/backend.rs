@@ -42,6 +42,9 @@ pub enum PersistKind {
     None,
     /// Event-sourced in one SQLite file shared by the member processes.
     Sqlite,
+    /// Event-sourced in PostgreSQL (a server started for the run, or the
+    /// one `PROTOACTOR_CHAOS_POSTGRES` names as a connection string).
+    Postgres,
 }
 
 /// Poll every 500 ms, a member is dead after 4 missed polls.

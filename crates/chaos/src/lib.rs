@@ -28,6 +28,7 @@ mod orchestrator;
 mod procs;
 mod proto;
 pub mod report;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,9 @@ pub enum Fault {
     Stop,
     /// Every member in turn leaves gracefully and a replacement joins.
     Rolling,
+    /// Restart the backing server under load (`--persist postgres` with the
+    /// server this run started).
+    Store,
 }
 
 /// `protoactor-chaos [OPTIONS]` runs; `protoactor-chaos member ...` is a member.
@@ -112,7 +116,9 @@ pub struct RunArgs {
     /// Identity lookup.
     #[arg(long, value_enum, default_value = "partition")]
     pub lookup: LookupKind,
-    /// Persisted counters (the run then also counts acknowledged updates lost).
+    /// Persisted counters (the run then also counts acknowledged updates
+    /// lost); `postgres` starts a throwaway server unless
+    /// `PROTOACTOR_CHAOS_POSTGRES` holds a connection string.
     #[arg(long, value_enum, default_value = "none")]
     pub persist: PersistKind,
     /// CI preset: at most 500 grains, 8 workers, 4 s phases; faults

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use protoactor_actor::prelude::*;
 use protoactor_cluster::{Cluster, GrainContext, Kind};
-use protoactor_persistence::{EventSourced, Journal, Provider, SnapshotPolicy, SqliteProvider};
+use protoactor_persistence::{EventSourced, Journal, Provider, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{KIND, LookupKind, ProviderKind, cluster_config};
@@ -44,9 +44,10 @@ pub struct MemberArgs {
     /// Identity lookup.
     #[arg(long, value_enum, default_value = "partition")]
     lookup: LookupKind,
-    /// SQLite file of persisted counters (none: counts in memory).
+    /// Persisted counters: `sqlite:<path>` or `postgres:<connection string>`
+    /// (none: counts in memory).
     #[arg(long)]
-    sqlite: Option<PathBuf>,
+    store: Option<String>,
 }
 
 /// The activation journal of this process.
@@ -204,10 +205,8 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
         .open(&args.journal)
         .map_err(|e| crate::Error::Io(format!("cannot open the journal {}", args.journal.display()), e))?;
     let _ = JOURNAL.set(Mutex::new(file));
-    let store: Option<Arc<dyn Provider>> = match &args.sqlite {
-        Some(path) => {
-            Some(Arc::new(SqliteProvider::open(path).await.map_err(|e| crate::Error::Member(e.to_string()))?))
-        }
+    let store = match &args.store {
+        Some(spec) => Some(crate::store::provider(spec).await?),
         None => None,
     };
     let plain = plain_range(&args.plain).map_err(crate::Error::Member)?;

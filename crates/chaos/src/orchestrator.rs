@@ -17,6 +17,7 @@ use crate::backend::{PersistKind, cluster_config, detection_window};
 use crate::load::{Load, Mode, Shared, Targets, activate_all, histogram, lock};
 use crate::procs::{Launch, MemberProcess, free_ports};
 use crate::report::{self, FAULT_GRACE, FaultRecord, Latency, MemberRecord, Report, Second, Steady};
+use crate::store::Store;
 use crate::{Error, Fault, RunArgs};
 
 /// One 100 ms tick of the counters.
@@ -103,6 +104,7 @@ struct Run {
     generation: Vec<u32>,
     timeline: Arc<Mutex<Timeline>>,
     shared: Option<Arc<Shared>>,
+    store: Option<Store>,
     progress: ProgressBar,
     start_unix: u64,
 }
@@ -194,6 +196,13 @@ impl Run {
                 }
                 "all".to_string()
             }
+            Fault::Store => {
+                self.say(format!("[{at_s:6.1}s] restarting the PostgreSQL server"));
+                if let Some(store) = self.store.as_mut().filter(|s| s.restartable()) {
+                    store.restart().await?;
+                }
+                "postgres".to_string()
+            }
         };
         let end_s = lock(&self.timeline).now_s();
         Ok(FaultRecord {
@@ -283,15 +292,18 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         "--lookup".into(),
         format!("{:?}", args.lookup).to_lowercase(),
     ];
-    let sqlite = match args.persist {
-        PersistKind::None => None,
-        PersistKind::Sqlite => {
-            let path = dir.join("counters.db");
-            let _ = std::fs::remove_file(&path);
-            common.extend(["--sqlite".to_string(), path.display().to_string()]);
-            Some(path)
-        }
-    };
+    let planned = faults_planned(&args);
+    if planned.contains(&Fault::Store)
+        && (args.persist != PersistKind::Postgres || std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_some())
+    {
+        return Err(Error::Member(
+            "--faults store restarts the PostgreSQL server of the run: use it with --persist postgres (and without PROTOACTOR_CHAOS_POSTGRES)".into(),
+        ));
+    }
+    let store = Store::prepare(args.persist, &dir).await?;
+    if let Some(store) = &store {
+        common.extend(["--store".to_string(), store.spec.clone()]);
+    }
     let progress = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
     let mut run = Run {
         launch: Launch { common, dir: dir.clone() },
@@ -301,6 +313,7 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         ports,
         timeline: Arc::new(Mutex::new(Timeline::new())),
         shared: None,
+        store,
         progress,
         start_unix: 0,
         args,
@@ -313,8 +326,8 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
     run.progress.finish_and_clear();
     let (client, shared, faults) = result?;
     client.shutdown(true).await;
-    let lost = match &sqlite {
-        Some(path) => Some(lost_updates(path, &shared, &client_ids(run.args.grains)).await?),
+    let lost = match &run.store {
+        Some(store) => Some(lost_updates(&store.spec, &shared, &client_ids(run.args.grains)).await?),
         None => None,
     };
     let report = analyse(&run, &shared, faults, lost)?;
@@ -420,10 +433,9 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
 }
 
 /// Acknowledged increments missing from the store, over all grains.
-async fn lost_updates(path: &std::path::Path, shared: &Shared, ids: &[String]) -> Result<u64, Error> {
-    use protoactor_persistence::{Journal, SnapshotPolicy, SqliteProvider};
-    let store: Arc<dyn protoactor_persistence::Provider> =
-        Arc::new(SqliteProvider::open(path).await.map_err(|e| Error::Report(e.to_string()))?);
+async fn lost_updates(spec: &str, shared: &Shared, ids: &[String]) -> Result<u64, Error> {
+    use protoactor_persistence::{Journal, SnapshotPolicy};
+    let store = crate::store::provider(spec).await?;
     let mut lost = 0;
     for (i, id) in ids.iter().enumerate() {
         let journal = Journal::<crate::member::Count>::recover(
