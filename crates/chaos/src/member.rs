@@ -3,7 +3,8 @@
 //! cluster gracefully. Every activation and every stop of a grain is one
 //! line appended to its activation journal (written at once, so a kill -9
 //! loses none): `A <identity> <activation> <unix µs>` and
-//! `S <identity> <activation> <unix µs> <count>`.
+//! `S <identity> <activation> <unix µs> <count>` (also before a restart in
+//! place, whose new instance journals its own `A`).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -141,6 +142,11 @@ impl Actor for Counter {
                 }
             };
             ctx.respond(CountReply { count, member: ctx.system().address().to_string() });
+        } else if ctx.message_is::<Restarting>() {
+            // A failed grain (its store was unreachable) is restarted in
+            // place: this instance ends here and the next journals its own start.
+            let count = self.persisted.as_ref().map_or(self.count, |p| p.state().count);
+            journal(format!("S {} {} {} {}\n", self.identity, self.activation, unix_micros(), count));
         } else if ctx.message_is::<Stopping>() {
             let count = self.persisted.as_ref().map_or(self.count, |p| p.state().count);
             journal(format!("S {} {} {} {}\n", self.identity, self.activation, unix_micros(), count));

@@ -63,6 +63,13 @@ impl MemberProcess {
     ) -> Result<MemberProcess, Error> {
         let exe = std::env::current_exe().map_err(|e| Error::Io("cannot find this program".into(), e))?;
         let journal = launch.dir.join(format!("{name}.journal"));
+        // A journal left by an earlier run in the same --out directory is not ours.
+        match std::fs::remove_file(&journal) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io(format!("cannot remove the old journal {}", journal.display()), e));
+            }
+            _ => {}
+        }
         let mut child = Command::new(exe)
             .arg("member")
             .args(["--health-port", &health_port.to_string(), "--plain", plain, "--journal"])
