@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::ValueEnum;
 use protoactor_cluster::ClusterConfig;
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider};
+use protoactor_cluster_provider_etcd::{EtcdConfig, EtcdProvider};
+use protoactor_cluster_provider_zk::{ZkConfig, ZkProvider};
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
 use protoactor_remote::RemoteConfig;
 
@@ -23,6 +25,10 @@ pub(crate) const KIND: &str = "counter";
 pub enum ProviderKind {
     /// Members poll each other's HTTP health endpoint (no server needed).
     Automanaged,
+    /// Membership in etcd (a server started for the run).
+    Etcd,
+    /// Membership in ZooKeeper (a server started for the run).
+    Zookeeper,
 }
 
 /// Identity lookup.
@@ -52,20 +58,41 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Missed polls before a member leaves the topology.
 pub(crate) const MISSED_POLLS: u32 = 4;
 
+/// etcd lease TTL of a member.
+const ETCD_TTL: Duration = Duration::from_secs(3);
+/// ZooKeeper session timeout of a member.
+const ZK_SESSION: Duration = Duration::from_secs(4);
+
 /// How long a silent member stays in the topology (the failure-detection window).
-pub(crate) fn detection_window() -> Duration {
-    POLL_INTERVAL * MISSED_POLLS
+pub(crate) fn detection_window(provider: ProviderKind) -> Duration {
+    match provider {
+        ProviderKind::Automanaged => POLL_INTERVAL * MISSED_POLLS,
+        ProviderKind::Etcd => ETCD_TTL,
+        ProviderKind::Zookeeper => ZK_SESSION,
+    }
 }
 
-/// The configuration of a member (`health_port` is `Some`) or of the tool's client.
+/// The configuration of a member (`health_port` is `Some`) or of the tool's
+/// client; `endpoint` is the provider's server (etcd, ZooKeeper).
 pub(crate) fn cluster_config(
     provider: ProviderKind,
     lookup: LookupKind,
     peers: &[String],
     health_port: Option<u16>,
+    endpoint: &str,
 ) -> ClusterConfig {
     let remote = RemoteConfig::bind("127.0.0.1", 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
     let config = match (provider, lookup) {
+        (ProviderKind::Etcd, LookupKind::Partition) => ClusterConfig::new(
+            CLUSTER,
+            EtcdProvider::new(EtcdConfig::new([endpoint]).with_ttl(ETCD_TTL)),
+            PartitionIdentityLookup::new(),
+        ),
+        (ProviderKind::Zookeeper, LookupKind::Partition) => ClusterConfig::new(
+            CLUSTER,
+            ZkProvider::new(ZkConfig::new(endpoint).with_session_timeout(ZK_SESSION)),
+            PartitionIdentityLookup::new(),
+        ),
         (ProviderKind::Automanaged, LookupKind::Partition) => {
             let mut automanaged = AutomanagedConfig::new(peers.to_vec())
                 .with_poll_interval(POLL_INTERVAL)

@@ -63,8 +63,8 @@ pub enum Fault {
     Stop,
     /// Every member in turn leaves gracefully and a replacement joins.
     Rolling,
-    /// Restart the backing server under load (`--persist postgres` with the
-    /// server this run started).
+    /// Restart the run's servers under load: the provider's (etcd,
+    /// ZooKeeper) and PostgreSQL (`--persist postgres`).
     Store,
 }
 

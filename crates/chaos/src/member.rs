@@ -45,6 +45,9 @@ pub struct MemberArgs {
     /// Identity lookup.
     #[arg(long, value_enum, default_value = "partition")]
     lookup: LookupKind,
+    /// The provider's server (etcd endpoint, ZooKeeper connect string).
+    #[arg(long, default_value = "")]
+    endpoint: String,
     /// Persisted counters: `sqlite:<path>` or `postgres:<connection string>`
     /// (none: counts in memory).
     #[arg(long)]
@@ -223,7 +226,7 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
         store: store.clone(),
         persisted: None,
     });
-    let config = cluster_config(args.provider, args.lookup, &args.peers, Some(args.health_port))
+    let config = cluster_config(args.provider, args.lookup, &args.peers, Some(args.health_port), &args.endpoint)
         .with_kind(Kind::new(KIND, props));
     let system = ActorSystem::new();
     let cluster = Cluster::new(&system, config).map_err(|e| crate::Error::Member(e.to_string()))?;

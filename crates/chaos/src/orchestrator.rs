@@ -17,7 +17,7 @@ use crate::backend::{PersistKind, cluster_config, detection_window};
 use crate::load::{Load, Mode, Shared, Targets, activate_all, histogram, lock};
 use crate::procs::{Launch, MemberProcess, free_ports};
 use crate::report::{self, FAULT_GRACE, FaultRecord, Latency, MemberRecord, Report, Second, Steady};
-use crate::store::Store;
+use crate::store::{ProviderServer, Store};
 use crate::{Error, Fault, RunArgs};
 
 /// One 100 ms tick of the counters.
@@ -105,6 +105,9 @@ struct Run {
     timeline: Arc<Mutex<Timeline>>,
     shared: Option<Arc<Shared>>,
     store: Option<Store>,
+    /// The provider's server (etcd, ZooKeeper) and its endpoint.
+    provider_server: Option<ProviderServer>,
+    endpoint: String,
     progress: ProgressBar,
     start_unix: u64,
 }
@@ -166,7 +169,7 @@ impl Run {
                 self.say(format!("[{at_s:6.1}s] kill -9 {name}"));
                 self.members[slot].kill().await?;
                 // The cluster runs on the survivors for a while before the replacement joins.
-                self.wait(detection_window() * 2).await;
+                self.wait(detection_window(self.args.provider) * 2).await;
                 let replacement = self.start_member(slot).await?;
                 let old = std::mem::replace(&mut self.members[slot], replacement);
                 self.ended.push(old);
@@ -175,7 +178,7 @@ impl Run {
             Fault::Stop => {
                 let name = self.members[slot].name.clone();
                 // Well past detection: the others must have declared it dead.
-                let pause = detection_window() * 2 + Duration::from_secs(2);
+                let pause = detection_window(self.args.provider) * 2 + Duration::from_secs(2);
                 self.say(format!("[{at_s:6.1}s] SIGSTOP {name} for {pause:?}"));
                 self.members[slot].pause(true)?;
                 self.wait(pause).await;
@@ -197,11 +200,20 @@ impl Run {
                 "all".to_string()
             }
             Fault::Store => {
-                self.say(format!("[{at_s:6.1}s] restarting the PostgreSQL server"));
+                let mut restarted = Vec::new();
+                if self.provider_server.is_some() {
+                    self.say(format!("[{at_s:6.1}s] restarting the {:?} server", self.args.provider));
+                    ProviderServer::restart(&mut self.provider_server).await?;
+                    restarted.push(format!("{:?}", self.args.provider).to_lowercase());
+                }
+                if self.store.as_ref().is_some_and(Store::restartable) {
+                    self.say(format!("[{at_s:6.1}s] restarting the PostgreSQL server"));
+                }
                 if let Some(store) = self.store.as_mut().filter(|s| s.restartable()) {
                     store.restart().await?;
+                    restarted.push("postgres".into());
                 }
-                "postgres".to_string()
+                restarted.join("+")
             }
         };
         let end_s = lock(&self.timeline).now_s();
@@ -293,12 +305,18 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         format!("{:?}", args.lookup).to_lowercase(),
     ];
     let planned = faults_planned(&args);
-    if planned.contains(&Fault::Store)
-        && (args.persist != PersistKind::Postgres || std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_some())
-    {
+    let own_postgres = args.persist == PersistKind::Postgres && std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_none();
+    if planned.contains(&Fault::Store) && args.provider == crate::ProviderKind::Automanaged && !own_postgres {
         return Err(Error::Member(
-            "--faults store restarts the PostgreSQL server of the run: use it with --persist postgres (and without PROTOACTOR_CHAOS_POSTGRES)".into(),
+            "--faults store restarts the run's servers: use it with --provider etcd|zookeeper or --persist postgres (without PROTOACTOR_CHAOS_POSTGRES)".into(),
         ));
+    }
+    let (provider_server, endpoint) = match ProviderServer::start(args.provider).await? {
+        Some((server, endpoint)) => (Some(server), endpoint),
+        None => (None, String::new()),
+    };
+    if !endpoint.is_empty() {
+        common.extend(["--endpoint".to_string(), endpoint.clone()]);
     }
     let store = Store::prepare(args.persist, &dir).await?;
     if let Some(store) = &store {
@@ -314,6 +332,8 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         timeline: Arc::new(Mutex::new(Timeline::new())),
         shared: None,
         store,
+        provider_server,
+        endpoint,
         progress,
         start_unix: 0,
         args,
@@ -349,7 +369,8 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
         let m = run.start_member(slot).await?;
         run.members.push(m);
     }
-    let client = Cluster::new(&ActorSystem::new(), cluster_config(args.provider, args.lookup, peers, None))?;
+    let client =
+        Cluster::new(&ActorSystem::new(), cluster_config(args.provider, args.lookup, peers, None, &run.endpoint))?;
     client.start_client().await?;
     let targets = Arc::new(Targets {
         ids: client_ids(args.grains),

@@ -83,3 +83,49 @@ impl Store {
         result.map_err(Error::Member)
     }
 }
+
+/// The membership provider's server of a run (etcd, ZooKeeper), started
+/// with the testkit; none for the automanaged provider.
+#[derive(Debug)]
+pub(crate) enum ProviderServer {
+    /// An etcd server.
+    Etcd(protoactor_testkit::etcd::EtcdServer),
+    /// A ZooKeeper server.
+    Zookeeper(protoactor_testkit::zookeeper::ZooKeeperServer),
+}
+
+impl ProviderServer {
+    /// Starts the server `kind` needs; its endpoint is the second value.
+    pub(crate) async fn start(kind: crate::ProviderKind) -> Result<Option<(ProviderServer, String)>, Error> {
+        let started = tokio::task::spawn_blocking(move || match kind {
+            crate::ProviderKind::Automanaged => Ok(None),
+            crate::ProviderKind::Etcd => protoactor_testkit::etcd::EtcdServer::start().map(|s| {
+                let endpoint = s.endpoint();
+                Some((ProviderServer::Etcd(s), endpoint))
+            }),
+            crate::ProviderKind::Zookeeper => protoactor_testkit::zookeeper::ZooKeeperServer::start().map(|s| {
+                let connect = s.connect_string();
+                Some((ProviderServer::Zookeeper(s), connect))
+            }),
+        })
+        .await
+        .map_err(|e| Error::Member(format!("starting the provider's server: {e}")))?;
+        started.map_err(Error::Member)
+    }
+
+    /// Restarts the server in `slot` (if any) on the same port and data.
+    pub(crate) async fn restart(slot: &mut Option<ProviderServer>) -> Result<(), Error> {
+        let Some(mut server) = slot.take() else { return Ok(()) };
+        let (server, result) = tokio::task::spawn_blocking(move || {
+            let result = match &mut server {
+                ProviderServer::Etcd(s) => s.restart(),
+                ProviderServer::Zookeeper(s) => s.restart(),
+            };
+            (server, result)
+        })
+        .await
+        .map_err(|e| Error::Member(format!("restarting the provider's server: {e}")))?;
+        *slot = Some(server);
+        result.map_err(Error::Member)
+    }
+}
