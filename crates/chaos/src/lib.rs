@@ -1,0 +1,167 @@
+//! Chaos and load for protoactor-rs clusters: N member processes of this
+//! program on 127.0.0.1 plus in-process load workers, faults injected on a
+//! schedule, and counts checked against bounds at the end.
+//!
+//! ```text
+//! cargo run --release -p protoactor-chaos -- --members 3 --grains 10000 --faults kill
+//! cargo run --release -p protoactor-chaos -- --short      # the CI run, under 2 minutes
+//! ```
+//!
+//! The command line is [`Cli`]; [`run`] drives one run and returns its exit
+//! status (nonzero when a count breaks its bound: see [`report`]).
+//!
+//! ```
+//! use clap::Parser;
+//! use protoactor_chaos::{Cli, Command};
+//!
+//! let cli = Cli::parse_from(["protoactor-chaos", "--short", "--faults", "kill,stop"]);
+//! assert!(cli.run.short);
+//! assert!(cli.command.is_none());
+//! let _member: Option<Command> = cli.command;
+//! ```
+
+mod backend;
+mod chart;
+mod load;
+mod member;
+mod orchestrator;
+mod procs;
+mod proto;
+pub mod report;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use backend::{LookupKind, PersistKind, ProviderKind};
+pub use member::MemberArgs;
+
+/// What went wrong in a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or process operation failed.
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    /// A member process failed to start, join or serve.
+    #[error("{0}")]
+    Member(String),
+    /// The tool's own cluster client failed.
+    #[error("the load's cluster client: {0}; check that the members started (their errors are above)")]
+    Cluster(#[from] protoactor_cluster::Error),
+    /// Writing the report failed.
+    #[error("cannot write the report: {0}")]
+    Report(String),
+}
+
+/// The faults a run can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// kill -9 a member, then start a replacement on its health port.
+    Kill,
+    /// SIGSTOP a member past the failure-detection window, then SIGCONT.
+    Stop,
+    /// Every member in turn leaves gracefully and a replacement joins.
+    Rolling,
+    /// Restart the run's servers under load: the provider's (etcd,
+    /// ZooKeeper) and PostgreSQL (`--persist postgres`).
+    Store,
+}
+
+/// `protoactor-chaos [OPTIONS]` runs; `protoactor-chaos member ...` is a member.
+#[derive(Debug, clap::Parser)]
+#[command(name = "protoactor-chaos", version, about = "Cluster load with faults; counts checked against bounds")]
+pub struct Cli {
+    /// The member role (started by the tool itself).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The run's options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run as a member process (the tool starts these).
+    #[command(hide = true)]
+    Member(MemberArgs),
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Member processes.
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
+    /// Counter grains.
+    #[arg(long, default_value_t = 10_000)]
+    pub grains: usize,
+    /// Concurrent requests (in-process workers).
+    #[arg(long, default_value_t = 32)]
+    pub workers: usize,
+    /// Seconds of each steady phase (baseline, cluster) and after each fault.
+    #[arg(long, default_value_t = 10)]
+    pub phase_secs: u64,
+    /// Faults, in order, comma separated [default: kill; with --short:
+    /// kill,stop,rolling].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Option<Vec<Fault>>,
+    /// Skip the baseline phase (plain remote requests to pre-spawned actors).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Membership provider.
+    #[arg(long, value_enum, default_value = "automanaged")]
+    pub provider: ProviderKind,
+    /// Identity lookup.
+    #[arg(long, value_enum, default_value = "partition")]
+    pub lookup: LookupKind,
+    /// Persisted counters (the run then also counts acknowledged updates
+    /// lost); `postgres` starts a throwaway server unless
+    /// `PROTOACTOR_CHAOS_POSTGRES` holds a connection string.
+    #[arg(long, value_enum, default_value = "none")]
+    pub persist: PersistKind,
+    /// CI preset: at most 500 grains, 8 workers, 4 s phases; faults
+    /// kill,stop,rolling unless --faults says otherwise.
+    #[arg(long)]
+    pub short: bool,
+    /// Seconds a request may take before it counts as hung.
+    #[arg(long, default_value_t = 30)]
+    pub hang_secs: u64,
+    /// Where the report (JSON, SVG, journals) goes; default a temp directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Applies `--short` and the default faults.
+    fn effective(mut self) -> RunArgs {
+        if self.short {
+            self.grains = self.grains.min(500);
+            self.workers = self.workers.min(8);
+            self.phase_secs = self.phase_secs.min(4);
+            self.faults.get_or_insert_with(|| vec![Fault::Kill, Fault::Stop, Fault::Rolling]);
+        }
+        self.faults.get_or_insert_with(|| vec![Fault::Kill]);
+        self
+    }
+}
+
+/// Runs what the command line says; the exit status of the process.
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing();
+    match cli.command {
+        Some(Command::Member(args)) => member::run(args),
+        None => orchestrator::run(cli.run.effective()),
+    }
+}
+
+/// Logs to stderr only when `RUST_LOG` is set.
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

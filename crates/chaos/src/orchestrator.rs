@@ -1,0 +1,629 @@
+//! One run: members up, grains activated, the baseline, the steady cluster
+//! phase, the faults, then the analysis and the outputs.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use protoactor_actor::prelude::*;
+use protoactor_cluster::Cluster;
+
+use crate::backend::{PersistKind, cluster_config, detection_window};
+use crate::load::{Load, Mode, Shared, Targets, activate_all, histogram, lock};
+use crate::procs::{Launch, MemberProcess, free_ports};
+use crate::report::{self, FAULT_GRACE, FaultRecord, Latency, MemberRecord, Report, Second, Steady};
+use crate::store::{ProviderServer, Store};
+use crate::{Error, Fault, RunArgs};
+
+/// One 100 ms tick of the counters.
+#[derive(Debug, Clone, Copy)]
+struct Tick {
+    answered: u64,
+    mode: Mode,
+}
+
+/// What the sampler collects while the load runs.
+#[derive(Debug)]
+struct Timeline {
+    start: Instant,
+    ticks: Vec<Tick>,
+    seconds: Vec<Second>,
+    last_answered: u64,
+    last_second_answered: u64,
+    plain: Histogram<u64>,
+    cluster_steady: Histogram<u64>,
+    cluster_all: Histogram<u64>,
+    /// Until the first fault, cluster latencies also go to `cluster_steady`.
+    steady: bool,
+}
+
+impl Timeline {
+    fn new() -> Timeline {
+        Timeline {
+            start: Instant::now(),
+            ticks: Vec::new(),
+            seconds: Vec::new(),
+            last_answered: 0,
+            last_second_answered: 0,
+            plain: histogram(),
+            cluster_steady: histogram(),
+            cluster_all: histogram(),
+            steady: true,
+        }
+    }
+
+    fn tick(&mut self, shared: &Shared) {
+        let answered = shared.counters.answered.load(Ordering::Relaxed);
+        self.ticks.push(Tick { answered: answered - self.last_answered, mode: shared.mode() });
+        self.last_answered = answered;
+    }
+
+    /// Merges the workers' histograms into the phase's totals and closes one second.
+    fn second(&mut self, shared: &Shared, mode: Mode) -> Option<(u64, f64)> {
+        let h = shared.take_histogram();
+        let answered = shared.counters.answered.load(Ordering::Relaxed);
+        let rps = answered - self.last_second_answered;
+        self.last_second_answered = answered;
+        let p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
+        match mode {
+            Mode::Plain => {
+                let _ = self.plain.add(&h);
+            }
+            Mode::Cluster => {
+                let _ = self.cluster_all.add(&h);
+                if self.steady {
+                    let _ = self.cluster_steady.add(&h);
+                }
+            }
+            Mode::Idle => return None,
+        }
+        let mode = if mode == Mode::Plain { "plain" } else { "cluster" };
+        self.seconds.push(Second { t: self.start.elapsed().as_secs_f64(), rps, p99_ms, mode });
+        Some((rps, p99_ms))
+    }
+
+    fn now_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// The tool's side of a run.
+struct Run {
+    args: RunArgs,
+    launch: Launch,
+    ports: Vec<u16>,
+    /// Live members by slot.
+    members: Vec<MemberProcess>,
+    /// Members that were killed or replaced.
+    ended: Vec<MemberProcess>,
+    generation: Vec<u32>,
+    timeline: Arc<Mutex<Timeline>>,
+    shared: Option<Arc<Shared>>,
+    store: Option<Store>,
+    /// The provider's server (etcd, ZooKeeper) and its endpoint.
+    provider_server: Option<ProviderServer>,
+    endpoint: String,
+    progress: ProgressBar,
+    start_unix: u64,
+}
+
+/// The `start:step:end` of slot `slot`'s plain actors.
+fn plain_spec(slot: usize, members: usize, grains: usize) -> String {
+    format!("{slot}:{members}:{grains}")
+}
+
+impl Run {
+    /// Waits `d`, sampling the members' RSS once a second.
+    async fn wait(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            for m in &mut self.members {
+                m.sample_rss();
+            }
+            tokio::time::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_secs(1))).await;
+        }
+    }
+
+    async fn start_member(&mut self, slot: usize) -> Result<MemberProcess, Error> {
+        self.generation[slot] += 1;
+        let name = format!("m{}.{}", slot + 1, self.generation[slot]);
+        self.say(format!("starting member {name}"));
+        MemberProcess::start(
+            &self.launch,
+            name,
+            self.ports[slot],
+            &plain_spec(slot, self.args.members, self.args.grains),
+        )
+        .await
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        if let Some(shared) = &self.shared {
+            let previous = shared.mode();
+            lock(&self.timeline).second(shared, previous);
+            shared.set_mode(mode);
+        }
+    }
+
+    /// A line above the progress bar, or on stderr when there is none.
+    fn say(&self, line: String) {
+        if self.progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.progress.println(line);
+        }
+    }
+
+    async fn fault(&mut self, fault: Fault, index: usize) -> Result<FaultRecord, Error> {
+        let slot = index % self.args.members;
+        let at_s = lock(&self.timeline).now_s();
+        lock(&self.timeline).steady = false;
+        let member = match fault {
+            Fault::Kill => {
+                let name = self.members[slot].name.clone();
+                self.say(format!("[{at_s:6.1}s] kill -9 {name}"));
+                self.members[slot].kill().await?;
+                // The cluster runs on the survivors for a while before the replacement joins.
+                self.wait(detection_window(self.args.provider) * 2).await;
+                let replacement = self.start_member(slot).await?;
+                let old = std::mem::replace(&mut self.members[slot], replacement);
+                self.ended.push(old);
+                name
+            }
+            Fault::Stop => {
+                let name = self.members[slot].name.clone();
+                // Well past detection: the others must have declared it dead.
+                let pause = detection_window(self.args.provider) * 2 + Duration::from_secs(2);
+                self.say(format!("[{at_s:6.1}s] SIGSTOP {name} for {pause:?}"));
+                self.members[slot].pause(true)?;
+                self.wait(pause).await;
+                self.members[slot].pause(false)?;
+                self.say(format!("[{:6.1}s] SIGCONT {name}", lock(&self.timeline).now_s()));
+                name
+            }
+            Fault::Rolling => {
+                self.say(format!("[{at_s:6.1}s] rolling restart of {} members", self.members.len()));
+                for slot in 0..self.members.len() {
+                    let clean = self.members[slot].leave(Duration::from_secs(20)).await;
+                    if !clean {
+                        self.say(format!("{} did not leave cleanly", self.members[slot].name));
+                    }
+                    let replacement = self.start_member(slot).await?;
+                    let old = std::mem::replace(&mut self.members[slot], replacement);
+                    self.ended.push(old);
+                }
+                "all".to_string()
+            }
+            Fault::Store => {
+                let mut restarted = Vec::new();
+                if self.provider_server.is_some() {
+                    self.say(format!("[{at_s:6.1}s] restarting the {:?} server", self.args.provider));
+                    ProviderServer::restart(&mut self.provider_server).await?;
+                    restarted.push(format!("{:?}", self.args.provider).to_lowercase());
+                }
+                if self.store.as_ref().is_some_and(Store::restartable) {
+                    self.say(format!("[{at_s:6.1}s] restarting the PostgreSQL server"));
+                }
+                if let Some(store) = self.store.as_mut().filter(|s| s.restartable()) {
+                    store.restart().await?;
+                    restarted.push("postgres".into());
+                }
+                restarted.join("+")
+            }
+        };
+        let end_s = lock(&self.timeline).now_s();
+        Ok(FaultRecord {
+            kind: fault,
+            member,
+            at_s,
+            end_s,
+            recovered_after_s: None,
+            lowest_throughput_ratio: 1.0,
+            failed_in_window: 0,
+            converged_after_s: None,
+            stuck_members: 0,
+        })
+    }
+
+    /// Waits (up to 10 s) until the client's topology holds every live
+    /// member; returns the seconds since `since_s` that took, or the members
+    /// still missing after the deadline.
+    async fn converge(&self, client: &Cluster, since_s: f64) -> (Option<f64>, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let missing: Vec<String> = self
+                .members
+                .iter()
+                .filter(|m| !client.member_list().contains_address(&m.address))
+                .map(|m| m.name.clone())
+                .collect();
+            if missing.is_empty() {
+                return (Some(lock(&self.timeline).now_s() - since_s), missing);
+            }
+            if Instant::now() >= deadline {
+                return (None, missing);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Runs the tool; the exit status says whether every bound held.
+pub(crate) fn run(args: RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("protoactor-chaos: cannot start a tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(drive(args)) {
+        Ok((report, dir)) => {
+            println!("{}", report.summary());
+            let json = dir.join("report.json");
+            let svg = dir.join("chart.svg");
+            for (what, result) in [("JSON", report.write_json(&json)), ("SVG", report.write_svg(&svg))] {
+                if let Err(e) = result {
+                    eprintln!("protoactor-chaos: {what}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!("report: {}\nchart:  {}", json.display(), svg.display());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("protoactor-chaos: a count broke its bound (FAIL lines above)");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("protoactor-chaos: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("protoactor-chaos-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create {}", dir.display()), e))?;
+    let ports = free_ports(args.members)?;
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut common = vec![
+        "--peers".to_string(),
+        peers.join(","),
+        "--provider".into(),
+        format!("{:?}", args.provider).to_lowercase(),
+        "--lookup".into(),
+        format!("{:?}", args.lookup).to_lowercase(),
+    ];
+    let planned = faults_planned(&args);
+    let own_postgres = args.persist == PersistKind::Postgres && std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_none();
+    if planned.contains(&Fault::Store) && args.provider == crate::ProviderKind::Automanaged && !own_postgres {
+        return Err(Error::Member(
+            "--faults store restarts the run's servers: use it with --provider etcd|zookeeper or --persist postgres (without PROTOACTOR_CHAOS_POSTGRES)".into(),
+        ));
+    }
+    let (provider_server, endpoint) = match ProviderServer::start(args.provider).await? {
+        Some((server, endpoint)) => (Some(server), endpoint),
+        None => (None, String::new()),
+    };
+    if !endpoint.is_empty() {
+        common.extend(["--endpoint".to_string(), endpoint.clone()]);
+    }
+    let store = Store::prepare(args.persist, &dir).await?;
+    if let Some(store) = &store {
+        common.extend(["--store".to_string(), store.spec.clone()]);
+    }
+    let progress = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let mut run = Run {
+        launch: Launch { common, dir: dir.clone() },
+        members: Vec::new(),
+        ended: Vec::new(),
+        generation: vec![0; args.members],
+        ports,
+        timeline: Arc::new(Mutex::new(Timeline::new())),
+        shared: None,
+        store,
+        provider_server,
+        endpoint,
+        progress,
+        start_unix: 0,
+        args,
+    };
+    let result = drive_members(&mut run, &peers).await;
+    // Whatever happened, every member leaves (so its stop lines are written).
+    for m in &mut run.members {
+        let _ = m.leave(Duration::from_secs(20)).await;
+    }
+    run.progress.finish_and_clear();
+    let (client, shared, faults) = result?;
+    client.shutdown(true).await;
+    let lost = match &run.store {
+        Some(store) => Some(lost_updates(&store.spec, &shared, &client_ids(run.args.grains)).await?),
+        None => None,
+    };
+    let report = analyse(&run, &shared, faults, lost)?;
+    Ok((report, dir))
+}
+
+fn faults_planned(args: &RunArgs) -> Vec<Fault> {
+    args.faults.clone().unwrap_or_default()
+}
+
+fn client_ids(grains: usize) -> Vec<String> {
+    (0..grains).map(|i| format!("g{i}")).collect()
+}
+
+async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<Shared>, Vec<FaultRecord>), Error> {
+    let args = run.args.clone();
+    run.say(format!("output: {}", run.launch.dir.display()));
+    for slot in 0..args.members {
+        let m = run.start_member(slot).await?;
+        run.members.push(m);
+    }
+    let client =
+        Cluster::new(&ActorSystem::new(), cluster_config(args.provider, args.lookup, peers, None, &run.endpoint))?;
+    client.start_client().await?;
+    let targets = Arc::new(Targets {
+        ids: client_ids(args.grains),
+        plain: (0..args.grains)
+            .map(|i| Pid::new(run.members[i % args.members].address.clone(), format!("plain-{i}")))
+            .collect(),
+    });
+    let load = Load::start(&client, targets.clone(), args.workers, Duration::from_secs(args.hang_secs));
+    let shared = load.shared.clone();
+    run.shared = Some(shared.clone());
+    let started = Instant::now();
+    let failed = activate_all(&client, targets, shared.clone(), args.workers).await;
+    run.say(format!("{} grains activated in {:.1?} ({failed} failed)", args.grains, started.elapsed()));
+
+    // The sampler: a tick every 100 ms, a second (histograms merged) every 10.
+    *lock(&run.timeline) = Timeline::new();
+    run.start_unix = crate::member::unix_micros();
+    let planned = args.phase_secs * (2 + faults_planned(&args).len() as u64);
+    run.progress.set_length(planned);
+    run.progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let sampler = {
+        let (timeline, shared, progress) = (run.timeline.clone(), shared.clone(), run.progress.clone());
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(100));
+            let mut n = 0u64;
+            loop {
+                interval.tick().await;
+                let mut t = lock(&timeline);
+                t.tick(&shared);
+                n += 1;
+                if n.is_multiple_of(10)
+                    && let Some((rps, p99)) = t.second(&shared, shared.mode())
+                {
+                    let line = format!(
+                        "{rps} req/s, p99 {p99:.2} ms, {} failed, {} hung",
+                        shared.counters.failed.load(Ordering::Relaxed),
+                        shared.counters.hung.load(Ordering::Relaxed)
+                    );
+                    if progress.is_hidden() {
+                        // Not a terminal (CI logs): a line every 5 s.
+                        if n.is_multiple_of(50) {
+                            eprintln!("[{:6.1}s] {line}", t.now_s());
+                        }
+                    } else {
+                        progress.set_position(n / 10);
+                        progress.set_message(line);
+                    }
+                }
+            }
+        })
+    };
+
+    let phase = Duration::from_secs(args.phase_secs);
+    if !args.no_baseline {
+        run.say("phase: baseline, plain remote requests to pre-spawned actors".into());
+        run.set_mode(Mode::Plain);
+        run.wait(phase).await;
+    }
+    run.say("phase: cluster requests to grains".into());
+    run.set_mode(Mode::Cluster);
+    run.wait(phase).await;
+    let mut faults = Vec::new();
+    for (i, fault) in faults_planned(&args).iter().enumerate() {
+        let mut record = run.fault(*fault, i).await?;
+        let (converged, stuck) = run.converge(&client, record.end_s).await;
+        if !stuck.is_empty() {
+            run.say(format!("live members missing from the topology 10 s after the fault: {}", stuck.join(", ")));
+        }
+        record.converged_after_s = converged;
+        record.stuck_members = stuck.len() as u64;
+        faults.push(record);
+        run.wait(phase).await;
+    }
+    run.set_mode(Mode::Idle);
+    sampler.abort();
+    load.stop().await;
+    Ok((client, shared, faults))
+}
+
+/// Acknowledged increments missing from the store, over all grains.
+async fn lost_updates(spec: &str, shared: &Shared, ids: &[String]) -> Result<u64, Error> {
+    use protoactor_persistence::{Journal, SnapshotPolicy};
+    let store = crate::store::provider(spec).await?;
+    let mut lost = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let journal = Journal::<crate::member::Count>::recover(
+            store.clone(),
+            crate::member::journal_id(id),
+            SnapshotPolicy::none(),
+        )
+        .await
+        .map_err(|e| Error::Report(format!("cannot recover {id}: {e}")))?;
+        let acked = shared.acknowledged[i].load(Ordering::Relaxed);
+        lost += acked.saturating_sub(journal.state().count);
+    }
+    Ok(lost)
+}
+
+/// Turns what was collected into the report (bounds checked).
+fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Option<u64>) -> Result<Report, Error> {
+    let timeline = lock(&run.timeline);
+    let c = &shared.counters;
+    let grace = FAULT_GRACE.as_secs_f64();
+    // Fault windows in ms since the failure records' epoch and in unix µs.
+    let offset_ms = timeline.start.saturating_duration_since(shared.epoch).as_millis() as f64;
+    let failures = lock(&shared.failures);
+    let in_window = |&(start, end): &(u64, u64), f: &FaultRecord| {
+        let (from, to) = (offset_ms + f.at_s * 1000.0, offset_ms + (f.end_s + grace) * 1000.0);
+        (start as f64) <= to && (end as f64) >= from
+    };
+    let failed_outside_faults = failures.iter().filter(|r| !faults.iter().any(|f| in_window(r, f))).count() as u64;
+    for f in &mut faults {
+        f.failed_in_window = failures.iter().filter(|r| in_window(r, f)).count() as u64;
+        recovery(&timeline.ticks, f, grace);
+    }
+    let windows: Vec<(u64, u64)> = faults
+        .iter()
+        .map(|f| {
+            let us = |s: f64| run.start_unix + (s * 1e6) as u64;
+            (us(f.at_s), us(f.end_s + grace))
+        })
+        .collect();
+    let mut spans = Vec::new();
+    let mut members = Vec::new();
+    let run_end = crate::member::unix_micros();
+    for m in run.ended.iter().chain(&run.members) {
+        let text = std::fs::read_to_string(&m.journal).unwrap_or_default();
+        let mine = report::read_journal(&text, m.ended_at.unwrap_or(run_end));
+        members.push(MemberRecord {
+            name: m.name.clone(),
+            pid: m.pid,
+            peak_rss_mib: m.peak_rss_kib as f64 / 1024.0,
+            activations: mine.len() as u64,
+        });
+        spans.extend(mine);
+    }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    let phase = run.args.phase_secs as f64;
+    let plain = (!run.args.no_baseline)
+        .then(|| Steady { rps: timeline.plain.len() as f64 / phase, latency: Latency::of(&timeline.plain) });
+    let cluster =
+        Steady { rps: timeline.cluster_steady.len() as f64 / phase, latency: Latency::of(&timeline.cluster_steady) };
+    let a = &run.args;
+    let mut report = Report {
+        config: serde_json::json!({
+            "members": a.members, "grains": a.grains, "workers": a.workers, "phase_secs": a.phase_secs,
+            "provider": a.provider, "lookup": a.lookup, "persist": a.persist, "faults": a.faults,
+        }),
+        sent: c.sent.load(Ordering::Relaxed),
+        answered: c.answered.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        hung: c.hung.load(Ordering::Relaxed),
+        failed_outside_faults,
+        errors: lock(&shared.errors).clone(),
+        latency: Latency::of(&timeline.cluster_all),
+        cluster_to_plain: plain.as_ref().filter(|p| p.rps > 0.0).map(|p| cluster.rps / p.rps),
+        plain,
+        cluster,
+        faults,
+        activations: report::activations(&spans, &windows),
+        lost_updates: lost,
+        members,
+        series: timeline.seconds.clone(),
+        bounds: Vec::new(),
+    };
+    report.check();
+    Ok(report)
+}
+
+/// Fills a fault's recovery figures from the 100 ms ticks: the reference is
+/// the cluster throughput of the 2 s before it, compared over 500 ms windows.
+fn recovery(ticks: &[Tick], f: &mut FaultRecord, grace: f64) {
+    let at = (f.at_s * 10.0) as usize;
+    let until = (((f.end_s + grace) * 10.0) as usize).min(ticks.len());
+    let before: Vec<u64> = ticks[at.saturating_sub(20)..at.min(ticks.len())]
+        .iter()
+        .filter(|t| t.mode == Mode::Cluster)
+        .map(|t| t.answered)
+        .collect();
+    if before.is_empty() || until < at + 5 {
+        return;
+    }
+    let reference = before.iter().sum::<u64>() as f64 / before.len() as f64 * 5.0;
+    if reference <= 0.0 {
+        return;
+    }
+    let mut lowest = f64::MAX;
+    let mut dipped_at = None;
+    for i in at..=until - 5 {
+        let ratio = ticks[i..i + 5].iter().map(|t| t.answered).sum::<u64>() as f64 / reference;
+        lowest = lowest.min(ratio);
+        if ratio < 0.8 {
+            dipped_at.get_or_insert(i);
+        } else if dipped_at.is_some() {
+            f.recovered_after_s = Some((i + 5 - at) as f64 / 10.0);
+            break;
+        }
+    }
+    if dipped_at.is_none() {
+        f.recovered_after_s = Some(0.0);
+    }
+    f.lowest_throughput_ratio = lowest.min(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(at_s: f64, end_s: f64) -> FaultRecord {
+        FaultRecord {
+            kind: Fault::Kill,
+            member: "m1.1".into(),
+            at_s,
+            end_s,
+            recovered_after_s: None,
+            lowest_throughput_ratio: 1.0,
+            failed_in_window: 0,
+            converged_after_s: None,
+            stuck_members: 0,
+        }
+    }
+
+    fn ticks(answered: &[u64]) -> Vec<Tick> {
+        answered.iter().map(|&answered| Tick { answered, mode: Mode::Cluster }).collect()
+    }
+
+    #[test]
+    fn recovery_is_the_end_of_the_first_window_back_at_80_percent_after_the_dip() {
+        // 2 s at 10 per tick, the fault at 2 s, 1 s at 0, then back at 10.
+        let mut answered = vec![10; 20];
+        answered.extend([0; 10]);
+        answered.extend([10; 30]);
+        let mut f = record(2.0, 2.5);
+        recovery(&ticks(&answered), &mut f, 2.0);
+        assert_eq!(f.lowest_throughput_ratio, 0.0);
+        // The first 500 ms window at >= 80 % starts 1.1 s after the fault
+        // (4 of its 5 ticks back at 10): it ends 1.5 s after.
+        assert_eq!(f.recovered_after_s, Some(1.4));
+    }
+
+    #[test]
+    fn a_fault_without_a_dip_recovers_at_once() {
+        let mut f = record(2.0, 2.5);
+        recovery(&ticks(&[10; 60]), &mut f, 2.0);
+        assert_eq!(f.recovered_after_s, Some(0.0));
+        assert_eq!(f.lowest_throughput_ratio, 1.0);
+    }
+
+    #[test]
+    fn plain_actors_are_spread_over_the_slots_like_the_load_addresses_them() {
+        assert_eq!(plain_spec(1, 3, 10), "1:3:10");
+    }
+}
