@@ -18,6 +18,14 @@ pub struct SpawnLock {
     pub identity: ClusterIdentity,
 }
 
+impl SpawnLock {
+    /// A new random lock id (128 bits, hex): what a storage writes when it
+    /// takes a lock, so that only this acquisition can store under it.
+    pub fn new_lock_id() -> String {
+        format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    }
+}
+
 /// An activation as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredActivation {

@@ -190,7 +190,7 @@ impl IdentityStorage for MongoIdentityStorage {
     ) -> BoxFuture<'a, Result<Option<SpawnLock>, ClusterError>> {
         Box::pin(async move {
             let c = self.connected()?;
-            let lock_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            let lock_id = SpawnLock::new_lock_id();
             let id = Self::id(c, identity);
             let fresh = doc! { "_id": id.clone(), "cluster": &c.cluster, "lock": &lock_id, "expires": after(ttl) };
             match c.collection.insert_one(fresh).await {

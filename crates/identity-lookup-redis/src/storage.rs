@@ -181,7 +181,7 @@ impl IdentityStorage for RedisIdentityStorage {
     ) -> BoxFuture<'a, Result<Option<SpawnLock>, ClusterError>> {
         Box::pin(async move {
             let (mut con, base) = self.connected()?;
-            let lock_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            let lock_id = SpawnLock::new_lock_id();
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             let won: i64 = self
                 .scripts
