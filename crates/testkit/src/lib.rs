@@ -13,8 +13,8 @@
 //! `persistence`, the `persistence` module is the conformance suite of
 //! persistence providers; with `postgres`, the `postgres` module starts a
 //! real PostgreSQL.
-//! With the `lookup` feature, [`lookup`] is the identity lookup conformance suite.
-//! With `provider`, [`provider`] is the cluster provider conformance suite.
+//! With the `lookup` feature, the `lookup` module is the identity lookup conformance suite.
+//! With `provider`, the `provider` module is the cluster provider conformance suite.
 //!
 //! ```no_run
 //! use std::time::Duration;
