@@ -9,7 +9,6 @@
 //! `REMOTE_TEST_PEER_BIN` runs the suite against another build of the peer
 //! (to measure a version from before these guards).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tonic::codegen::http;
 
-use protoactor_integration_tests::peer_protocol::{self, Ping, Pong, READY};
+use protoactor_integration_tests::peer_protocol::{self, Ping, Pong};
 
 /// Growth of the server's RSS over its baseline that counts as "back".
 const RSS_BOUND_KIB: u64 = 24 * 1024;
@@ -43,17 +42,7 @@ impl Server {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("start remote-test-peer");
-        let stdout = child.stdout.take().expect("piped");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        });
-        let line = tokio::time::timeout(Duration::from_secs(30), line)
-            .await
-            .expect("ready in time")
-            .expect("task")
-            .expect("read");
-        let address = line.trim().strip_prefix(READY.trim()).map(str::trim).expect("READY line").to_string();
+        let address = peer_protocol::wait_ready(&mut child).await.expect("the peer is ready");
         Server { child, address }
     }
 

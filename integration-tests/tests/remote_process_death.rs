@@ -1,7 +1,6 @@
 //! Peers in separate OS processes (`remote-test-peer`): kill -9 one while
 //! requests are in flight, then restart it at the same port.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use protoactor_remote::{EndpointTerminated, Remote, RemoteConfig};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use protoactor_integration_tests::peer_protocol::{self, Ping, Pong, READY};
+use protoactor_integration_tests::peer_protocol::{self, Ping, Pong};
 
 const PEER_BINARY: &str = env!("CARGO_BIN_EXE_remote-test-peer");
 
@@ -25,27 +24,15 @@ struct Peer {
 impl Peer {
     /// Starts a peer on `port` (0: any free port) and waits for its `READY` line.
     async fn start(port: u16) -> Peer {
-        let child = Command::new(PEER_BINARY)
+        let mut child = Command::new(PEER_BINARY)
             .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start remote-test-peer");
-        let mut peer = Peer { child, address: String::new() };
-        let stdout = peer.child.stdout.take().expect("the peer's stdout is piped");
-        let first_line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        });
-        let line = timeout(Duration::from_secs(30), first_line)
-            .await
-            .expect("the peer is ready within 30 s")
-            .expect("the reader task ran")
-            .expect("the peer's stdout is readable");
-        let address = line.trim().strip_prefix(READY.trim()).map(str::trim);
-        peer.address = address.unwrap_or_else(|| panic!("the peer printed {line:?} instead of READY")).to_string();
-        peer
+        let address = peer_protocol::wait_ready(&mut child).await.expect("the peer is ready");
+        Peer { child, address }
     }
 
     fn port(&self) -> u16 {
