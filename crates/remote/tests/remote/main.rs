@@ -5,6 +5,7 @@
 mod common;
 
 mod blocking;
+mod clusters;
 mod errors;
 mod fuzz_smoke;
 mod messaging;
