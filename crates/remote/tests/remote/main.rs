@@ -12,5 +12,6 @@ mod messaging;
 mod security;
 mod smoke;
 mod spawn;
+mod stalls;
 mod tls;
 mod watch;
