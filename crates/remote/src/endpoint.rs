@@ -616,7 +616,8 @@ struct Watchdog<'a> {
 
 enum Exit {
     Broken(String),
-    /// The peer took nothing of what is queued for the stall timeout.
+    /// The peer stalled: it took none of what is queued, or nothing came
+    /// from it, for the stall timeout.
     Stalled(String),
     Shutdown,
 }
