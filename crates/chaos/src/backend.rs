@@ -73,15 +73,17 @@ pub(crate) fn detection_window(provider: ProviderKind) -> Duration {
 }
 
 /// The configuration of a member (`health_port` is `Some`) or of the tool's
-/// client; `endpoint` is the provider's server (etcd, ZooKeeper).
+/// client; `endpoint` is the provider's server (etcd, ZooKeeper); `host` the
+/// address to bind (127.0.0.1, or the process's address in its namespace).
 pub(crate) fn cluster_config(
     provider: ProviderKind,
     lookup: LookupKind,
     peers: &[String],
     health_port: Option<u16>,
     endpoint: &str,
+    host: &str,
 ) -> ClusterConfig {
-    let remote = RemoteConfig::bind("127.0.0.1", 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
+    let remote = RemoteConfig::bind(host, 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
     let config = match (provider, lookup) {
         (ProviderKind::Etcd, LookupKind::Partition) => ClusterConfig::new(
             CLUSTER,
@@ -99,7 +101,7 @@ pub(crate) fn cluster_config(
                 .with_timeout(Duration::from_secs(1))
                 .with_missed_polls(MISSED_POLLS);
             if let Some(port) = health_port {
-                automanaged = automanaged.with_bind("127.0.0.1", port);
+                automanaged = automanaged.with_bind(host, port);
             }
             ClusterConfig::new(CLUSTER, AutomanagedProvider::new(automanaged), PartitionIdentityLookup::new())
         }
