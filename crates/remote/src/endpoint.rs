@@ -28,7 +28,7 @@ use crate::codec::{Inbound, Outbound, WireCodec};
 use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
-use crate::remote::{EndpointConnected, EndpointTerminated, RemoteInner};
+use crate::remote::{EndpointConnected, EndpointTerminated, EndpointUnreachable, RemoteInner};
 use crate::wire::{self, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
@@ -586,7 +586,21 @@ impl Stream for OutboundStream {
 
 enum ConnectError {
     Blocked,
+    /// Nothing listens at the address (the peer process is gone).
+    Refused(String),
     Failed(DeliveryFailureKind, String),
+}
+
+/// True if `error` or one of its sources is a refused TCP connection.
+fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Why a message was not delivered.
@@ -653,13 +667,31 @@ impl Writer {
                 r = self.connect(generation) => r,
                 _ = shutdown.changed() => return self.shut_down().await,
             };
+            // A refusal is reported, then retried as any other failure.
+            let attempt = attempt.map_err(|e| match e {
+                ConnectError::Refused(reason) => {
+                    remote
+                        .system
+                        .event_stream()
+                        .publish(EndpointUnreachable { address: endpoint.address.to_string(), reason: reason.clone() });
+                    ConnectError::Failed(DeliveryFailureKind::EndpointGone, reason)
+                }
+                other => other,
+            });
+            let mut redial_now = false;
             match attempt {
                 Ok((inbound, member)) => {
                     failures = 0;
+                    let opened = tokio::time::Instant::now();
                     match self.watch(inbound, &member, &mut shutdown).await {
                         Exit::Shutdown => return self.shut_down().await,
                         Exit::Broken(reason) => {
                             tracing::debug!(address = %endpoint.address, %reason, "connection lost; reconnecting");
+                            // A connection that had been up for a while is
+                            // redialed at once: if the peer died, the refusal
+                            // tells the cluster now rather than after a
+                            // backoff. One that keeps breaking backs off.
+                            redial_now = opened.elapsed() >= IMMEDIATE_REDIAL_UPTIME;
                         }
                     }
                 }
@@ -677,9 +709,13 @@ impl Writer {
                         return endpoint.terminate(kind, &why);
                     }
                 }
+                Err(ConnectError::Refused(_)) => {}
             }
             // Whatever the old stream had not taken stays queued for the next one.
             endpoint.detach(generation);
+            if redial_now {
+                continue;
+            }
             let base = remote.config.retry_backoff.saturating_mul(1 << failures.min(10));
             let delay = base + Duration::from_millis(fastrand::u64(0..=base.as_millis().min(500) as u64));
             tokio::select! {
@@ -722,7 +758,10 @@ impl Writer {
             endpoint = endpoint.tls_config(tls.client()).map_err(|e| failed(&crate::config::error_chain(&e)))?;
         }
         // The source chain says why (refused, certificate not trusted...).
-        let channel = endpoint.connect().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            let reason = crate::config::error_chain(&e);
+            if is_refused(&e) { ConnectError::Refused(reason) } else { failed(&reason) }
+        })?;
         let mut client = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
@@ -835,6 +874,10 @@ impl Writer {
         }
     }
 }
+
+/// A broken connection that had been up at least this long is redialed
+/// without a backoff (at most one immediate redial per this period).
+const IMMEDIATE_REDIAL_UPTIME: Duration = Duration::from_secs(1);
 
 /// How long a graceful shutdown waits for queued messages to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
