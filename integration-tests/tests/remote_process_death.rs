@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use protoactor_actor::TerminatedReason;
 use protoactor_actor::prelude::*;
-use protoactor_remote::{EndpointTerminated, Remote, RemoteConfig};
+use protoactor_remote::{EndpointTerminated, EndpointUnreachable, Remote, RemoteConfig};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -207,5 +207,34 @@ async fn restarted_peer_at_the_same_port_is_reconnected() {
         assert_eq!(pong, Pong(n));
     }
 
+    stop_client(system, remote).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_peer_is_reported_unreachable_without_waiting_out_the_reconnect_backoff() {
+    let mut peer = Peer::start(0).await;
+    let system = ActorSystem::new();
+    // A backoff far longer than the wait below: only the immediate redial
+    // of a long-lived connection can see the refusal in time.
+    let config = peer_protocol::register(RemoteConfig::bind("127.0.0.1", 0)).with_retries(3, Duration::from_secs(60));
+    let remote = Remote::new(&system, config);
+    remote.start().await.expect("start the client's remoting");
+    let (_subscription, mut unreachable) = system.event_stream().subscribe_channel::<EndpointUnreachable>();
+    let echo = Pid::new(peer.address.as_str(), "echo");
+    let pong: Pong = system
+        .root()
+        .request_future(&echo, Ping { n: 1, delay_ms: 0 }, Duration::from_secs(10))
+        .await
+        .expect("peer answers");
+    assert_eq!(pong, Pong(1));
+    // The scenario, not synchronisation: a connection older than a second.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    peer.kill();
+    let event = timeout(Duration::from_secs(15), unreachable.recv())
+        .await
+        .expect("the refusal is reported within 15 s, not after the 60 s backoff")
+        .expect("subscription open");
+    assert_eq!(event.address, peer.address);
     stop_client(system, remote).await;
 }

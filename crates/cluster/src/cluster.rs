@@ -174,6 +174,8 @@ impl Cluster {
             fanout: config.gossip_fanout,
             max_send: config.gossip_max_send,
             heartbeat_expiration: config.heartbeat_expiration,
+            suspicion_votes: config.suspicion_votes,
+            suspicion_timeout: config.suspicion_timeout,
         };
         let gossip = Gossiper::new(system, &member_list, settings, statistics);
         Ok(Cluster {
@@ -231,6 +233,7 @@ impl Cluster {
         let span = tracing::info_span!("cluster start client", cluster = %self.inner.config.name, member = %self.id());
         async {
             self.start_common(true).await?;
+            self.inner.gossip.start_client();
             self.inner.config.provider.start_client(&ClusterHandle::new(self)).await?;
             tracing::info!(address = %self.address(), "started as a client");
             Ok(())

@@ -85,6 +85,8 @@ pub struct ClusterConfig {
     pub(crate) gossip_fanout: usize,
     pub(crate) gossip_max_send: usize,
     pub(crate) heartbeat_expiration: Option<Duration>,
+    pub(crate) suspicion_votes: usize,
+    pub(crate) suspicion_timeout: Duration,
     pub(crate) pid_cache_ttl: Duration,
     pub(crate) block_list_ttl: Duration,
 }
@@ -99,6 +101,7 @@ impl fmt::Debug for ClusterConfig {
             .field("retry", &self.retry)
             .field("gossip_interval", &self.gossip_interval)
             .field("heartbeat_expiration", &self.heartbeat_expiration)
+            .field("suspicion_votes", &self.suspicion_votes)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +127,8 @@ impl ClusterConfig {
             gossip_fanout: 3,
             gossip_max_send: 50,
             heartbeat_expiration: Some(Duration::from_secs(20)),
+            suspicion_votes: 2,
+            suspicion_timeout: Duration::from_secs(10),
             pid_cache_ttl: Duration::from_secs(15 * 60),
             block_list_ttl: Duration::from_secs(60 * 60),
         }
@@ -205,6 +210,25 @@ impl ClusterConfig {
         self
     }
 
+    /// Fast failure detection: a member whose address refuses connections is
+    /// suspected at once by each member that sees it, and blocked once
+    /// `votes` members suspect it (default 2; fewer when the cluster has
+    /// fewer other members: in a cluster of two, the other member decides).
+    /// A member that is slow, paused or cut off is not suspected this way.
+    /// 0 turns it off (failures are then found by the provider and the
+    /// heartbeat expiry alone). See `docs/semantics.md`.
+    pub fn with_suspicion_votes(mut self, votes: usize) -> Self {
+        self.suspicion_votes = votes;
+        self
+    }
+
+    /// How long a member's vote against another stands without new
+    /// evidence (default 10 s).
+    pub fn with_suspicion_timeout(mut self, timeout: Duration) -> Self {
+        self.suspicion_timeout = timeout;
+        self
+    }
+
     /// Forgets cached pids of remote grains unused for `ttl` (default 15 min).
     pub fn with_pid_cache_ttl(mut self, ttl: Duration) -> Self {
         self.pid_cache_ttl = ttl;
@@ -257,6 +281,11 @@ impl ClusterConfig {
     /// Most member states per gossip message.
     pub fn gossip_max_send(&self) -> usize {
         self.gossip_max_send
+    }
+
+    /// Votes that block a member whose address refuses connections (0: off).
+    pub fn suspicion_votes(&self) -> usize {
+        self.suspicion_votes
     }
 
     /// Heartbeat expiration, if enabled.

@@ -78,7 +78,7 @@ pub use activator::ACTIVATOR;
 pub use cluster::{CallOptions, Cluster};
 pub use config::{ClusterConfig, RetryPolicy};
 pub use error::Error;
-pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper};
+pub use gossip::{ConsensusHandle, GossipUpdate, Gossiper, SuspicionEvent};
 pub use handle::ClusterHandle;
 pub use identity::ClusterIdentity;
 pub use in_memory::{InMemoryAgent, InMemoryProvider};

@@ -111,6 +111,10 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             .encode_to_vec(),
         ),
         ("gossip_response", GossipResponse { state: None, rejected: true }.encode_to_vec()),
+        (
+            "member_suspicions",
+            MemberSuspicions { member_ids: vec!["member-2".into(), "member-3".into()] }.encode_to_vec(),
+        ),
     ]
 }
 

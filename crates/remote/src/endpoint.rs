@@ -28,7 +28,7 @@ use crate::codec::{Inbound, Outbound, WireCodec};
 use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
-use crate::remote::{EndpointConnected, EndpointTerminated, RemoteInner};
+use crate::remote::{EndpointConnected, EndpointTerminated, EndpointUnreachable, RemoteInner};
 use crate::wire::{self, UndeliveredRemoteMessage};
 
 pub(crate) struct Endpoint {
@@ -588,7 +588,21 @@ enum ConnectError {
     Blocked,
     /// The peer belongs to another cluster (the reason names both).
     WrongCluster(String),
+    /// Nothing listens at the address (the peer process is gone).
+    Refused(String),
     Failed(DeliveryFailureKind, String),
+}
+
+/// True if `error` or one of its sources is a refused TCP connection.
+fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Why a message was not delivered.
@@ -742,9 +756,22 @@ impl Writer {
                 r = self.connect(generation) => r,
                 _ = shutdown.changed() => return self.shut_down().await,
             };
+            // A refusal is reported, then retried as any other failure.
+            let attempt = attempt.map_err(|e| match e {
+                ConnectError::Refused(reason) => {
+                    remote
+                        .system
+                        .event_stream()
+                        .publish(EndpointUnreachable { address: endpoint.address.to_string(), reason: reason.clone() });
+                    ConnectError::Failed(DeliveryFailureKind::EndpointGone, reason)
+                }
+                other => other,
+            });
+            let mut redial_now = false;
             match attempt {
                 Ok((inbound, member, dial)) => {
                     failures = 0;
+                    let opened = tokio::time::Instant::now();
                     let watchdog = Watchdog { ticker: &mut ticker, progress: &mut progress, dial };
                     match self.watch(inbound, &member, &mut shutdown, watchdog).await {
                         Exit::Shutdown => return self.shut_down().await,
@@ -754,6 +781,11 @@ impl Writer {
                         }
                         Exit::Broken(reason) => {
                             tracing::debug!(address = %endpoint.address, %reason, "connection lost; reconnecting");
+                            // A connection that had been up for a while is
+                            // redialed at once: if the peer died, the refusal
+                            // tells the cluster now rather than after a
+                            // backoff. One that keeps breaking backs off.
+                            redial_now = opened.elapsed() >= IMMEDIATE_REDIAL_UPTIME;
                         }
                     }
                 }
@@ -775,9 +807,13 @@ impl Writer {
                         return endpoint.terminate(kind, &why);
                     }
                 }
+                Err(ConnectError::Refused(_)) => {}
             }
             // Whatever the old stream had not taken stays queued for the next one.
             endpoint.detach(generation);
+            if redial_now {
+                continue;
+            }
             let base = remote.config.retry_backoff.saturating_mul(1 << failures.min(10));
             let delay = base + Duration::from_millis(fastrand::u64(0..=base.as_millis().min(500) as u64));
             tokio::select! {
@@ -825,7 +861,11 @@ impl Writer {
             .http2_keep_alive_interval(stall / 2)
             .keep_alive_timeout(stall)
             .keep_alive_while_idle(true);
-        let channel = endpoint.connect_with_connector(dialer).await.map_err(|e| failed(&e))?;
+        // A refusal is told apart (the cluster suspects the member at once);
+        // the source chain says why for the rest.
+        let channel = endpoint.connect_with_connector(dialer).await.map_err(|e| {
+            if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
+        })?;
         let mut client = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
@@ -964,6 +1004,10 @@ impl Writer {
         }
     }
 }
+
+/// A broken connection that had been up at least this long is redialed
+/// without a backoff (at most one immediate redial per this period).
+const IMMEDIATE_REDIAL_UPTIME: Duration = Duration::from_secs(1);
 
 /// How long a graceful shutdown waits for queued messages to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);

@@ -58,7 +58,7 @@ pub use activator::ACTIVATOR;
 pub use config::{RemoteConfig, TlsConfig};
 pub use conn::ConnectionStats;
 pub use error::Error;
-pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, HandshakeRefused, Remote};
+pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, EndpointUnreachable, HandshakeRefused, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};
 pub use wire::UndeliveredRemoteMessage;
 

@@ -70,6 +70,19 @@ pub struct HandshakeRefused {
     pub reason: String,
 }
 
+/// Published each time a connection attempt to `address` is refused: nothing
+/// listens there any more, which on a reachable host means the process that
+/// did is gone (a crash or kill, not a slow or partitioned peer: those time
+/// out and are not reported here). A cluster uses it to suspect a member at
+/// once instead of waiting for its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUnreachable {
+    /// The address that refused.
+    pub address: String,
+    /// The connection error, in words.
+    pub reason: String,
+}
+
 /// Published when an outbound connection completed its handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConnected {

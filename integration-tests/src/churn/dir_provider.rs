@@ -23,6 +23,8 @@ use protoactor_cluster::{ClusterHandle, ClusterProvider, Error, Member};
 pub struct DirProvider {
     dir: PathBuf,
     poll: Duration,
+    /// Leave out (and remove) the files of dead processes.
+    check_liveness: bool,
     file: Mutex<Option<PathBuf>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -33,13 +35,22 @@ impl DirProvider {
         DirProvider {
             dir: dir.into(),
             poll: Duration::from_millis(100),
+            check_liveness: true,
             file: Mutex::new(None),
             task: Mutex::new(None),
         }
     }
 
+    /// Lists a dead process's member until its file is removed by hand: a
+    /// provider that never notices a crash (an infinite TTL), so that only
+    /// the cluster itself can remove a killed member.
+    pub fn without_liveness_check(mut self) -> Self {
+        self.check_liveness = false;
+        self
+    }
+
     fn watch(&self, cluster: &ClusterHandle) {
-        let (dir, poll) = (self.dir.clone(), self.poll);
+        let (dir, poll, check_liveness) = (self.dir.clone(), self.poll, self.check_liveness);
         let list = cluster.member_list().clone();
         let system = cluster.system().clone();
         let task = cluster.system().runtime().spawn(async move {
@@ -49,7 +60,7 @@ impl DirProvider {
                 if system.is_shutting_down() {
                     return;
                 }
-                match read_members(&dir) {
+                match read_members_checked(&dir, check_liveness) {
                     Ok(members) => list.update_cluster_topology(members),
                     // Never report a cluster we did not see; try again next tick.
                     Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not read the member directory"),
@@ -64,13 +75,19 @@ impl DirProvider {
 
 /// The live members registered in `dir`; removes the files of dead ones.
 pub fn read_members(dir: &Path) -> std::io::Result<Vec<Member>> {
+    read_members_checked(dir, true)
+}
+
+/// The members registered in `dir`; with `check_liveness`, only live ones
+/// (the files of dead ones are removed).
+pub fn read_members_checked(dir: &Path, check_liveness: bool) -> std::io::Result<Vec<Member>> {
     let mut members = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         let Some(stem) = name.strip_suffix(".member") else { continue };
         let Some(pid) = stem.split_once('-').and_then(|(p, _)| p.parse::<u32>().ok()) else { continue };
-        if !process_alive(pid) {
+        if check_liveness && !process_alive(pid) {
             // Best effort: another member may have removed it already.
             let _ = std::fs::remove_file(&path);
             continue;

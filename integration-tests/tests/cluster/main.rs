@@ -19,3 +19,4 @@ mod provider_expiry;
 mod requests;
 mod restarts_under_load;
 mod smoke;
+mod suspicion;

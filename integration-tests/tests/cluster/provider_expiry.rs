@@ -2,6 +2,8 @@
 //! nothing and says goodbye to no one, so the survivors can only learn of
 //! its death from the provider's store, when its etcd lease or ZooKeeper
 //! session expires. Then its grains are activated again on a survivor.
+//! Fast failure suspicion (which would block it within milliseconds, see
+//! `suspicion.rs`) is off here: these tests are about the provider's path.
 #![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};
@@ -51,8 +53,9 @@ async fn started<S: Send + 'static>(start: fn() -> Result<S, String>, what: &str
 async fn killed_member_leaves<P: ClusterProvider>(provider: impl Fn() -> P, via: Via<'_>, earliest: Duration) {
     let activations = std::sync::Arc::new(Activations::default());
     let kinds = [echo_kind("echo", &activations)];
-    let a = start_member(config_with(provider(), &kinds)).await;
-    let b = start_member(config_with(provider(), &kinds)).await;
+    let config = || config_with(provider(), &kinds).with_suspicion_votes(0);
+    let a = start_member(config()).await;
+    let b = start_member(config()).await;
     // Ready only once it sees all three: the process's view is checked too.
     let mut process = MemberProcess::start(env!("CARGO_BIN_EXE_cluster_member"), via, 3).await;
     let all = [a.id(), b.id(), process.id.as_str()];

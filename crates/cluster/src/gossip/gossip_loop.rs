@@ -66,6 +66,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     tracing::error!("a gossip tick panicked; continuing with the next one");
                 }
             }
+            () = shared.urgent.notified() => {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| state.send_to_all(&shared))).is_err() {
+                    tracing::error!("an urgent gossip send panicked; continuing");
+                }
+            }
             Some(done) = state.exchanges.join_next_with_id(), if !state.exchanges.is_empty() => {
                 let id = match done {
                     Ok((id, _)) => id,
@@ -129,6 +134,24 @@ impl LoopState {
         let topology = list.topology();
         shared.purge(&topology, now);
         self.send(shared, &topology);
+    }
+
+    /// Sends what is new to every other member now, except those this member
+    /// suspects, even where an exchange is in flight (news of a failure must
+    /// not wait for a slow exchange or the next tick).
+    fn send_to_all(&mut self, shared: &Arc<Shared>) {
+        let topology = shared.member_list.topology();
+        if topology.member(&shared.me).is_none() {
+            return;
+        }
+        let suspected = shared.votes().remove(&shared.me).unwrap_or_default();
+        for member in topology.members.iter().filter(|m| m.id != shared.me && !suspected.contains(&m.id)) {
+            let delta = shared.delta_for(&member.id, &mut self.rng);
+            if !delta.is_empty() {
+                // Not marked busy: the regular exchange with it stays tracked.
+                self.exchanges.spawn(shared.clone().exchange(member.clone(), delta));
+            }
+        }
     }
 
     /// Starts exchanges with up to `fanout` random other members that have

@@ -85,6 +85,8 @@ struct Running {
     actor: Option<Pid>,
     task: Option<JoinHandle<()>>,
     flush: Option<JoinHandle<()>>,
+    /// The failure detector and the events feeding it.
+    detector: Option<(JoinHandle<()>, Vec<protoactor_actor::Subscription>)>,
 }
 
 /// What the actor, the loop and the handle share.
@@ -101,6 +103,8 @@ pub(super) struct Shared {
     pub(super) joined: AtomicBool,
     stopped: AtomicBool,
     next_request: AtomicU64,
+    /// Asks the loop to send to every member now (a new suspicion or block).
+    pub(super) urgent: tokio::sync::Notify,
 }
 
 impl Gossiper {
@@ -122,6 +126,7 @@ impl Gossiper {
             joined: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             next_request: AtomicU64::new(1),
+            urgent: tokio::sync::Notify::new(),
             me,
         });
         let topology = shared.register(keys::TOPOLOGY, |t: &ClusterTopology| t.topology_hash);
@@ -142,7 +147,24 @@ impl Gossiper {
         let mut running = shared.running.lock();
         running.actor = Some(pid);
         running.task = Some(task);
+        drop(running);
+        self.start_failure_detector(false);
         Ok(())
+    }
+
+    /// Starts the failure detector alone (a client: it votes on nothing and
+    /// follows the members' block lists while it suspects a member).
+    pub(crate) fn start_client(&self) {
+        self.start_failure_detector(true);
+    }
+
+    fn start_failure_detector(&self, client: bool) {
+        let shared = &self.shared;
+        if shared.settings.suspicion_votes == 0 {
+            return;
+        }
+        let detector = super::suspicion::start(shared, client);
+        shared.running.lock().detector = Some(detector);
     }
 
     /// Marks this member as leaving ([`keys::LEFT`]) and sends that to every
@@ -162,10 +184,14 @@ impl Gossiper {
     pub(crate) async fn shutdown(&self) {
         let shared = &self.shared;
         shared.stopped.store(true, Ordering::Release);
-        let (actor, task, flush) = {
+        let (actor, task, flush, detector) = {
             let mut running = shared.running.lock();
-            (running.actor.take(), running.task.take(), running.flush.take())
+            (running.actor.take(), running.task.take(), running.flush.take(), running.detector.take())
         };
+        if let Some((task, subscriptions)) = detector {
+            drop(subscriptions);
+            task.abort();
+        }
         if let Some(flush) = flush {
             let _ = tokio::time::timeout(shared.settings.request_timeout + shared.settings.interval, flush).await;
         }
@@ -349,9 +375,15 @@ impl Shared {
     }
 
     /// Answers a gossip request: refused from blocked or unknown members,
-    /// otherwise merged.
+    /// otherwise merged. A request without state from an unknown member (a
+    /// client) is a read: still refused, but the answer carries this
+    /// member's topology entry, block list included.
     pub(super) fn on_request(&self, request: GossipRequest) -> GossipResponse {
         let from = request.member_id.as_str();
+        if request.state.is_none() && !self.member_list.is_blocked(from) && !self.member_list.contains(from) {
+            tracing::debug!(%from, request_id = %request.request_id, "gossip read from a non-member");
+            return GossipResponse { state: Some(self.own_entry(keys::TOPOLOGY)), rejected: true };
+        }
         if self.member_list.is_blocked(from) || !self.member_list.contains(from) {
             tracing::debug!(%from, request_id = %request.request_id, "refused gossip from a blocked or unknown member");
             return GossipResponse { state: None, rejected: true };
@@ -373,6 +405,30 @@ impl Shared {
         let expiration_ms = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
         let expired = self.locked.lock().store.expired_members(keys::HEARTBEAT, now_ms, expiration_ms, first_seen);
         expired.into_iter().filter(|id| !self.member_list.is_blocked(id)).collect()
+    }
+
+    /// This member's entry under `key` alone, as a gossip state.
+    fn own_entry(&self, key: &str) -> GossipState {
+        let mut state = GossipState::default();
+        if let Some(entry) = self.locked.lock().store.entry(&self.me, key) {
+            let mut member = crate::proto::gossip_state::GossipMemberState::default();
+            member.values.insert(key.to_string(), entry.clone());
+            state.members.insert(self.me.clone(), member);
+        }
+        state
+    }
+
+    /// Every member's suspicions ([`keys::SUSPECTS`]), this member's included.
+    pub(super) fn votes(&self) -> HashMap<String, Vec<String>> {
+        let locked = self.locked.lock();
+        locked
+            .store
+            .entries(keys::SUSPECTS)
+            .filter_map(|(id, e)| {
+                let votes = e.value.as_ref()?.to_msg::<crate::proto::MemberSuspicions>().ok()?;
+                Some((id.to_string(), votes.member_ids))
+            })
+            .collect()
     }
 
     /// Other members that announced a graceful leave, not blocked yet.

@@ -19,6 +19,10 @@
 //! * Gossip from blocked members, or members not in the topology, is refused.
 //! * A member's [`keys::TOPOLOGY`] entry carries its block list; merging it
 //!   blocks the same members here (cluster-wide blocking).
+//! * A member whose address refuses connections is suspected at once and
+//!   blocked when enough members agree ([`SuspicionEvent`], [`keys::SUSPECTS`]).
+//! * A request with no state from a non-member (a client) is a read: the
+//!   answer carries this member's topology entry, so clients follow blocks.
 //!
 //! Every accepted remote entry is published as a [`GossipUpdate`] on the
 //! actor system's event stream.
@@ -28,6 +32,7 @@ mod consensus;
 mod gossip_loop;
 mod gossiper;
 mod state;
+mod suspicion;
 
 #[cfg(test)]
 mod simulation_tests;
@@ -38,6 +43,7 @@ use std::time::Duration;
 
 pub use consensus::ConsensusHandle;
 pub use gossiper::Gossiper;
+pub use suspicion::SuspicionEvent;
 
 /// Gossip keys set by the cluster itself.
 pub mod keys {
@@ -47,6 +53,9 @@ pub mod keys {
     pub const HEARTBEAT: &str = "cluster:heartbeat";
     /// Set when the member leaves gracefully.
     pub const LEFT: &str = "cluster:left";
+    /// The members this member suspects of being dead, its votes
+    /// (`MemberSuspicions`); see [`SuspicionEvent`](super::SuspicionEvent).
+    pub const SUSPECTS: &str = "cluster:suspects";
 }
 
 /// The registered id of the gossip actor on every member.
@@ -60,6 +69,10 @@ pub(crate) struct GossipSettings {
     pub(crate) fanout: usize,
     pub(crate) max_send: usize,
     pub(crate) heartbeat_expiration: Option<Duration>,
+    /// Votes that block a member whose address refuses connections (0: off).
+    pub(crate) suspicion_votes: usize,
+    /// How long a vote stands without new evidence.
+    pub(crate) suspicion_timeout: Duration,
 }
 
 /// Produces this member's heartbeat: live activations per kind.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use protoactor_actor::prelude::*;
 use protoactor_actor::{DeadLetterEvent, DeliveryFailureKind, MessageHeader};
-use protoactor_remote::{EndpointConnected, EndpointTerminated, UndeliveredRemoteMessage};
+use protoactor_remote::{EndpointConnected, EndpointTerminated, EndpointUnreachable, UndeliveredRemoteMessage};
 use tokio::sync::mpsc;
 
 /// A type no system registered.
@@ -486,5 +486,49 @@ async fn a_failure_of_a_kind_this_version_does_not_know_arrives_as_other() {
         other => panic!("expected DeliveryFailed(Other), got {other:?}"),
     }
     drop(tx);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_reported_unreachable_and_a_silent_peer_is_not() {
+    let a = Node::start(impatient()).await;
+    let (_sub, mut unreachable) = a.system.event_stream().subscribe_channel::<EndpointUnreachable>();
+    let (_sub2, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
+
+    // A peer that accepts connections and never says a word: slow, not gone.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_address = silent.local_addr().expect("address").to_string();
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let r = a
+        .system
+        .root()
+        .request_future::<Pong, _>(&Pid::new(silent_address.as_str(), "x"), Ping(1), Duration::from_secs(30))
+        .await;
+    assert!(r.is_err(), "nobody answers: {r:?}");
+    let event = recv_matching(&mut ended, "the silent peer's endpoint terminates", |e: EndpointTerminated| {
+        (e.address == silent_address).then_some(e)
+    })
+    .await;
+    assert!(event.reason.contains("connection attempts failed"), "{event:?}");
+    // Published before each retry, so any would be queued by now.
+    while let Ok(e) = unreachable.try_recv() {
+        assert_ne!(e.address, silent_address, "a silent peer is not unreachable: {e:?}");
+    }
+
+    // Nothing listens on this port any more: refused.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gone_address = gone.local_addr().expect("address").to_string();
+    drop(gone);
+    a.system.root().send(&Pid::new(gone_address.as_str(), "x"), Ping(2));
+    let event = recv_matching(&mut unreachable, "EndpointUnreachable", |e: EndpointUnreachable| {
+        (e.address == gone_address).then_some(e)
+    })
+    .await;
+    assert!(event.reason.to_lowercase().contains("refused"), "{event:?}");
     a.stop().await;
 }
