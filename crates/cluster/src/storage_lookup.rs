@@ -34,6 +34,11 @@ pub struct StorageLookupConfig {
     pub wait_timeout: Duration,
     /// How long a graceful leave waits for local activations to stop.
     pub passivation_timeout: Duration,
+    /// Locks this member takes at once. Requests beyond it queue before
+    /// taking a lock, so on a slow store a lock is stored well within its
+    /// TTL instead of expiring in the store's queue (which stops the grain
+    /// and starts over).
+    pub max_locks_in_flight: usize,
 }
 
 impl Default for StorageLookupConfig {
@@ -42,6 +47,7 @@ impl Default for StorageLookupConfig {
             lock_ttl: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(5),
             passivation_timeout: Duration::from_secs(5),
+            max_locks_in_flight: 32,
         }
     }
 }
@@ -75,6 +81,7 @@ struct Running {
 /// ```
 pub struct StorageIdentityLookup {
     storage: Arc<dyn IdentityStorage>,
+    locks: Arc<tokio::sync::Semaphore>,
     config: StorageLookupConfig,
     running: OnceLock<Running>,
 }
@@ -93,7 +100,8 @@ impl StorageIdentityLookup {
 
     /// A lookup on `storage` with `config`.
     pub fn with_config(storage: impl IdentityStorage, config: StorageLookupConfig) -> Self {
-        StorageIdentityLookup { storage: Arc::new(storage), config, running: OnceLock::new() }
+        let locks = Arc::new(tokio::sync::Semaphore::new(config.max_locks_in_flight.max(1)));
+        StorageIdentityLookup { storage: Arc::new(storage), locks, config, running: OnceLock::new() }
     }
 
     /// The storage.
@@ -155,9 +163,21 @@ impl StorageIdentityLookup {
         // spawn and the store, the grain would live on unknown to the store
         // and be activated a second time once the lock expired. Each step
         // is bounded (store timeouts, the activation timeout), so the task ends.
+        let permit = match tokio::time::timeout_at(deadline, self.locks.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) => None,
+            Err(_) => return Err(self.cut("wait for a lock slot")),
+        };
         let task = handle.system().runtime().spawn(
-            activate(self.storage.clone(), handle.clone(), member.clone(), identity.clone(), self.config.lock_ttl)
-                .instrument(tracing::debug_span!("storage activation", grain = %identity, member = %member.id)),
+            activate(
+                self.storage.clone(),
+                handle.clone(),
+                member.clone(),
+                identity.clone(),
+                self.config.lock_ttl,
+                permit,
+            )
+            .instrument(tracing::debug_span!("storage activation", grain = %identity, member = %member.id)),
         );
         let outcome = match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(outcome)) => outcome?,
@@ -208,6 +228,7 @@ async fn activate(
     member: Member,
     identity: ClusterIdentity,
     lock_ttl: Duration,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Outcome, Error> {
     let Some(lock) = storage.try_acquire_lock(&identity, lock_ttl).await? else { return Ok(Outcome::Taken) };
     let pid = match handle.activate(&member, &identity).await {
