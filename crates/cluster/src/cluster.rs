@@ -361,7 +361,7 @@ impl Cluster {
                 return Err(Error::NotRunning);
             }
             let after_change = RecentChange::observe(&mut topology, &mut last_hash, attempt);
-            let reason = match self.resolve(identity, kind).await {
+            let reason = match self.resolve(identity, kind, deadline).await {
                 Ok(Some(pid)) => return Ok(pid),
                 Ok(None) => "no activation is available yet".to_string(),
                 Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
@@ -446,7 +446,7 @@ impl Cluster {
                         self.check_kind(kind, deadline).await?;
                         checked = true;
                     }
-                    match self.lookup(identity, kind).await {
+                    match self.lookup(identity, kind, deadline).await {
                         Ok(pid) => pid,
                         Err(e @ (Error::IdentityBlocked { .. } | Error::UnknownKind { .. })) => return Err(e),
                         Err(e) => {
@@ -565,16 +565,17 @@ impl Cluster {
         Ok(())
     }
 
-    async fn resolve(&self, identity: &str, kind: &str) -> Result<Option<Pid>, Error> {
+    async fn resolve(&self, identity: &str, kind: &str, deadline: Instant) -> Result<Option<Pid>, Error> {
         if let Some(pid) = self.inner.pid_cache.get(identity, kind) {
             return Ok(Some(pid));
         }
-        self.lookup(identity, kind).await
+        self.lookup(identity, kind, deadline).await
     }
 
-    async fn lookup(&self, identity: &str, kind: &str) -> Result<Option<Pid>, Error> {
+    /// Asks the identity lookup, which answers by the request's `deadline`.
+    async fn lookup(&self, identity: &str, kind: &str, deadline: Instant) -> Result<Option<Pid>, Error> {
         let ci = ClusterIdentity::new(identity, kind);
-        let found = self.inner.config.lookup.get(&ci).await?;
+        let found = self.inner.config.lookup.get_until(&ci, deadline.into_std()).await?;
         if let Some(pid) = &found {
             self.inner.pid_cache.set(identity, kind, pid.clone());
         }

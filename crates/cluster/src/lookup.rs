@@ -22,9 +22,15 @@ use crate::identity::ClusterIdentity;
 ///   lookup needs, on clients (`is_client`) only what is needed to ask.
 /// * [`get`](IdentityLookup::get) returns `Ok(Some(pid))`, or `Ok(None)` for
 ///   "not available right now, try again" (the cluster retries with
-///   backoff), or an error that retrying cannot fix:
-///   [`Error::IdentityBlocked`] when the kind refuses the identity,
-///   [`Error::UnknownKind`] when no member hosts the kind.
+///   backoff), or an error. [`Error::IdentityBlocked`] (the kind refuses the
+///   identity) and [`Error::UnknownKind`] (no member hosts the kind) end the
+///   request; any other error is retried like `Ok(None)`, and its message
+///   is what the request reports if it runs out of time, so say why.
+/// * The cluster calls [`get_until`](IdentityLookup::get_until) with the
+///   request's deadline; it must answer by then. The default cuts `get` at
+///   the deadline, which is right when dropping `get` half-way leaves
+///   nothing behind; a lookup that writes (locks, activations) overrides it
+///   so that a cut never leaves a grain that nobody knows of.
 /// * To activate, call [`ClusterHandle::activate`] with a member that hosts
 ///   the kind (the cluster's activator on that member spawns the grain,
 ///   carrying the identity into its context; it waits at most
@@ -55,6 +61,20 @@ pub trait IdentityLookup: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), Error>>;
     /// The activation of `identity`, activating it if needed; `None` = retry later.
     fn get<'a>(&'a self, identity: &'a ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>>;
+    /// [`get`](Self::get), answering by `deadline` (the request's). The
+    /// default drops `get` at the deadline and says so.
+    fn get_until<'a>(
+        &'a self,
+        identity: &'a ClusterIdentity,
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline.into(), self.get(identity)).await {
+                Ok(found) => found,
+                Err(_) => Err(Error::Lookup(format!("no answer for {identity} before the request's deadline"))),
+            }
+        })
+    }
     /// `pid` was found dead: forget it if it is still the activation of `identity`.
     fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>>;
     /// Stops the lookup.
@@ -77,6 +97,13 @@ impl<T: IdentityLookup + ?Sized> IdentityLookup for std::sync::Arc<T> {
     }
     fn get<'a>(&'a self, identity: &'a ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
         (**self).get(identity)
+    }
+    fn get_until<'a>(
+        &'a self,
+        identity: &'a ClusterIdentity,
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
+        (**self).get_until(identity, deadline)
     }
     fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {
         (**self).remove_pid(identity, pid)

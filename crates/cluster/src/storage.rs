@@ -62,7 +62,9 @@ pub struct StoredActivation {
 ///   activation of a member. Both are atomic, idempotent, and safe when
 ///   several members call them at once.
 /// * Errors are [`Error::Storage`] naming the store and its address; nothing
-///   is left half-written.
+///   is left half-written. Every operation gives up after a bounded time of
+///   its own (a stalled server must not hold a background cleanup forever);
+///   requests additionally cut them at their deadline.
 pub trait IdentityStorage: Send + Sync + 'static {
     /// Connects and prepares (indexes, scripts) for cluster `cluster_name`;
     /// keys and documents live under that name.
@@ -98,6 +100,11 @@ pub trait IdentityStorage: Send + Sync + 'static {
     fn remove_member<'a>(&'a self, member_id: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
     /// Releases connections.
     fn dispose(&self) -> BoxFuture<'_, Result<(), Error>>;
+    /// Which store this is and where, for errors: `("redis", "redis://127.0.0.1:6379/")`.
+    /// Never include credentials.
+    fn location(&self) -> (String, String) {
+        ("identity storage".into(), "(address unknown)".into())
+    }
 }
 
 impl<S: IdentityStorage + ?Sized> IdentityStorage for std::sync::Arc<S> {
@@ -144,5 +151,8 @@ impl<S: IdentityStorage + ?Sized> IdentityStorage for std::sync::Arc<S> {
     }
     fn dispose(&self) -> BoxFuture<'_, Result<(), Error>> {
         (**self).dispose()
+    }
+    fn location(&self) -> (String, String) {
+        (**self).location()
     }
 }

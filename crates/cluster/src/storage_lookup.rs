@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use protoactor_actor::Subscription;
 use protoactor_actor::prelude::*;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -32,6 +34,11 @@ pub struct StorageLookupConfig {
     pub wait_timeout: Duration,
     /// How long a graceful leave waits for local activations to stop.
     pub passivation_timeout: Duration,
+    /// Locks this member takes at once. Requests beyond it queue before
+    /// taking a lock, so on a slow store a lock is stored well within its
+    /// TTL instead of expiring in the store's queue (which stops the grain
+    /// and starts over).
+    pub max_locks_in_flight: usize,
 }
 
 impl Default for StorageLookupConfig {
@@ -40,6 +47,7 @@ impl Default for StorageLookupConfig {
             lock_ttl: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(5),
             passivation_timeout: Duration::from_secs(5),
+            max_locks_in_flight: 32,
         }
     }
 }
@@ -73,6 +81,7 @@ struct Running {
 /// ```
 pub struct StorageIdentityLookup {
     storage: Arc<dyn IdentityStorage>,
+    locks: Arc<tokio::sync::Semaphore>,
     config: StorageLookupConfig,
     running: OnceLock<Running>,
 }
@@ -91,7 +100,8 @@ impl StorageIdentityLookup {
 
     /// A lookup on `storage` with `config`.
     pub fn with_config(storage: impl IdentityStorage, config: StorageLookupConfig) -> Self {
-        StorageIdentityLookup { storage: Arc::new(storage), config, running: OnceLock::new() }
+        let locks = Arc::new(tokio::sync::Semaphore::new(config.max_locks_in_flight.max(1)));
+        StorageIdentityLookup { storage: Arc::new(storage), locks, config, running: OnceLock::new() }
     }
 
     /// The storage.
@@ -117,51 +127,132 @@ impl StorageIdentityLookup {
         })
     }
 
-    async fn get_or_activate(&self, identity: &ClusterIdentity) -> Result<Option<Pid>, Error> {
+    /// A storage error for `what` cut at the request's deadline.
+    fn cut(&self, what: &str) -> Error {
+        let (store, address) = self.storage.location();
+        Error::Storage { store, address, reason: format!("no answer to `{what}` before the request's deadline") }
+    }
+
+    /// `operation` on the store, cut at `deadline`. Only for operations a
+    /// cut cannot leave half-done (reads and idempotent removals).
+    async fn until<T>(
+        &self,
+        deadline: Instant,
+        what: &str,
+        operation: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout_at(deadline, operation).await.unwrap_or_else(|_| Err(self.cut(what)))
+    }
+
+    async fn get_or_activate(&self, identity: &ClusterIdentity, deadline: Instant) -> Result<Option<Pid>, Error> {
         let handle = self.handle()?;
         let topology = handle.member_list().topology();
-        if let Some(stored) = self.storage.get(identity).await? {
+        if let Some(stored) = self.until(deadline, "read", self.storage.get(identity)).await? {
             if topology.member(&stored.member_id).is_some() {
                 return Ok(Some(stored.pid));
             }
             // Its member left; the cleanup may not have run yet.
-            self.storage.remove_activation(identity, &stored.pid).await?;
+            self.until(deadline, "remove", self.storage.remove_activation(identity, &stored.pid)).await?;
         }
         let candidates: Vec<&Member> = topology.members_for_kind(&identity.kind).collect();
-        let Some(member) = Self::place(identity, &candidates) else { return Ok(None) };
-        let Some(lock) = self.storage.try_acquire_lock(identity, self.config.lock_ttl).await? else {
-            let found = self.storage.wait_for_activation(identity, self.config.wait_timeout).await?;
-            let live = handle.member_list().topology();
-            return Ok(found.filter(|a| live.member(&a.member_id).is_some()).map(|a| a.pid));
+        let Some(member) = Self::place(identity, &candidates) else {
+            return Err(Error::Lookup(format!("no member hosting kind `{}` is in the topology yet", identity.kind)));
         };
-        let pid = match handle.activate(member, identity).await {
-            Ok(pid) => pid,
-            Err(e) => {
-                if let Err(e) = self.storage.remove_lock(&lock).await {
-                    tracing::debug!(grain = %identity, error = %e, "could not release the lock; it will expire");
+        // Locking, activating and storing run to their end in a task of
+        // their own, whatever happens to this request: dropped between the
+        // spawn and the store, the grain would live on unknown to the store
+        // and be activated a second time once the lock expired. Each step
+        // is bounded (store timeouts, the activation timeout), so the task ends.
+        let permit = match tokio::time::timeout_at(deadline, self.locks.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) => None,
+            Err(_) => return Err(self.cut("wait for a lock slot")),
+        };
+        let task = handle.system().runtime().spawn(
+            activate(
+                self.storage.clone(),
+                handle.clone(),
+                member.clone(),
+                identity.clone(),
+                self.config.lock_ttl,
+                permit,
+            )
+            .instrument(tracing::debug_span!("storage activation", grain = %identity, member = %member.id)),
+        );
+        let outcome = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(outcome)) => outcome?,
+            Ok(Err(e)) => return Err(Error::Lookup(format!("the activation task of {identity} failed: {e}"))),
+            Err(_) => return Err(self.cut("lock, activate and store")),
+        };
+        match outcome {
+            Outcome::Activated(pid) => Ok(Some(pid)),
+            Outcome::LockExpired => Err(Error::Lookup(format!(
+                "the lock for {identity} expired before its activation was stored (lock TTL {:?}); the grain was stopped",
+                self.config.lock_ttl
+            ))),
+            Outcome::Taken => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = self.config.wait_timeout.min(left);
+                let found = self.until(deadline, "wait", self.storage.wait_for_activation(identity, wait)).await?;
+                let live = handle.member_list().topology();
+                match found {
+                    Some(a) if live.member(&a.member_id).is_some() => Ok(Some(a.pid)),
+                    Some(a) => Err(Error::Lookup(format!(
+                        "{identity} is stored on member {}, which has left; retrying",
+                        a.member_id
+                    ))),
+                    None => Err(Error::Lookup(format!(
+                        "another member holds the lock for {identity}; no activation appeared within {wait:?}"
+                    ))),
                 }
-                return match e {
-                    Error::IdentityBlocked { .. } | Error::UnknownKind { .. } => Err(e),
-                    e => {
-                        tracing::debug!(grain = %identity, error = %e, "activation failed; retrying");
-                        Ok(None)
-                    }
-                };
             }
-        };
-        match self.storage.store_activation(&member.id, &lock, &pid).await {
-            Ok(true) => Ok(Some(pid)),
-            Ok(false) => {
-                // Our lock expired while we activated: someone else may own
-                // the identity now. This grain must not live on.
-                tracing::warn!(grain = %identity, %pid, "the activation lock expired before the activation was stored; stopping the grain");
-                handle.system().root().stop(&pid);
-                Ok(None)
+        }
+    }
+}
+
+/// What one try to activate an identity came to.
+enum Outcome {
+    /// Activated and stored.
+    Activated(Pid),
+    /// Someone else holds the lock (or stored an activation meanwhile).
+    Taken,
+    /// Activated, but the lock expired before the store: the grain was stopped.
+    LockExpired,
+}
+
+/// Takes the lock, activates `identity` on `member` and stores it; on any
+/// failure after the lock, releases the lock and stops a spawned grain.
+async fn activate(
+    storage: Arc<dyn IdentityStorage>,
+    handle: ClusterHandle,
+    member: Member,
+    identity: ClusterIdentity,
+    lock_ttl: Duration,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Outcome, Error> {
+    let Some(lock) = storage.try_acquire_lock(&identity, lock_ttl).await? else { return Ok(Outcome::Taken) };
+    let pid = match handle.activate(&member, &identity).await {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Err(e) = storage.remove_lock(&lock).await {
+                tracing::debug!(grain = %identity, error = %e, "could not release the lock; it will expire");
             }
-            Err(e) => {
-                handle.system().root().stop(&pid);
-                Err(e)
-            }
+            return Err(e);
+        }
+    };
+    match storage.store_activation(&member.id, &lock, &pid).await {
+        Ok(true) => Ok(Outcome::Activated(pid)),
+        Ok(false) => {
+            // Our lock expired while we activated: someone else may own
+            // the identity now. This grain must not live on.
+            tracing::warn!(grain = %identity, %pid, "the activation lock expired before the activation was stored; stopping the grain");
+            handle.system().root().stop(&pid);
+            Ok(Outcome::LockExpired)
+        }
+        Err(e) => {
+            // Not known to be stored: a grain the store may not list must not live on.
+            handle.system().root().stop(&pid);
+            Err(e)
         }
     }
 }
@@ -225,8 +316,17 @@ impl IdentityLookup for StorageIdentityLookup {
     }
 
     fn get<'a>(&'a self, identity: &'a ClusterIdentity) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
+        let deadline = Instant::now() + self.config.wait_timeout + self.config.lock_ttl;
+        self.get_until(identity, deadline.into_std())
+    }
+
+    fn get_until<'a>(
+        &'a self,
+        identity: &'a ClusterIdentity,
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Result<Option<Pid>, Error>> {
         let span = tracing::debug_span!("storage lookup", grain = %identity);
-        Box::pin(self.get_or_activate(identity).instrument(span))
+        Box::pin(self.get_or_activate(identity, deadline.into()).instrument(span))
     }
 
     fn remove_pid<'a>(&'a self, identity: &'a ClusterIdentity, pid: &'a Pid) -> BoxFuture<'a, Result<(), Error>> {

@@ -22,6 +22,16 @@ pub enum Error {
         #[source]
         source: mongodb::error::Error,
     },
+    /// An operation got no answer in time (the server is stalled or overloaded).
+    #[error("mongodb at {address}: no answer to `{operation}` within {after:?}")]
+    Timeout {
+        /// The servers used.
+        address: String,
+        /// What was asked.
+        operation: String,
+        /// The operation timeout.
+        after: std::time::Duration,
+    },
     /// The storage was used before the cluster started it.
     #[error("the MongoDB identity storage is not initialised; start the cluster first")]
     NotInitialised,
@@ -31,11 +41,12 @@ impl From<Error> for protoactor_cluster::Error {
     fn from(e: Error) -> Self {
         let address = match &e {
             Error::InvalidUri { uri, .. } => uri.clone(),
-            Error::Mongo { address, .. } => address.clone(),
+            Error::Mongo { address, .. } | Error::Timeout { address, .. } => address.clone(),
             Error::NotInitialised => "(not connected)".to_string(),
         };
         let reason = match &e {
             Error::Mongo { source, .. } => source.to_string(),
+            Error::Timeout { operation, after, .. } => format!("no answer to `{operation}` within {after:?}"),
             other => other.to_string(),
         };
         protoactor_cluster::Error::Storage { store: "mongodb".into(), address, reason }

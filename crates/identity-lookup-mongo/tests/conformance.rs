@@ -1,7 +1,8 @@
 //! The identity lookup conformance suite against a MongoDB-compatible
 //! server: the SecantusDB stand-in started per test (see
 //! `crates/testkit/src/mongo.rs`), or a real MongoDB when `MONGODB_URI` is
-//! set (then each test uses its own database).
+//! set (then each test uses its own database; the restart and stall
+//! scenarios always use the stand-in, which they can stop).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
@@ -52,15 +53,29 @@ async fn paused_lock_holder_leaves_one_activation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_recover_after_the_store_restarts_under_load() {
-    let mongo = server();
-    if mongo.is_external() {
-        // A real server given in MONGODB_URI is not ours to restart.
-        return;
-    }
+    // Always the stand-in, even when MONGODB_URI is set: this scenario must
+    // stop and start the server, and a real one is not ours to restart.
+    let mongo = MongoServer::start_stand_in().unwrap_or_else(|e| panic!("{e}"));
     let uri = mongo.uri().to_string();
     let mongo = Arc::new(Mutex::new(mongo));
     let handle = mongo.clone();
     let restart = move || handle.lock().unwrap().restart().unwrap_or_else(|e| panic!("{e}"));
     lookup::store_restart_recovers(&maker(uri, "restart"), restart).await;
     drop(mongo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_store_fails_requests_by_their_deadline_naming_mongodb_and_they_recover() {
+    // The stand-in, which this test can SIGSTOP, even when MONGODB_URI is set.
+    let mongo = MongoServer::start_stand_in().unwrap_or_else(|e| panic!("{e}"));
+    let address = format!("127.0.0.1:{}", mongo.port());
+    let process = mongo.process().expect("the stand-in runs as a child process");
+    lookup::stalled_store_fails_by_the_deadline(
+        maker(mongo.uri().to_string(), "stalled")(),
+        || process.signal("STOP").unwrap_or_else(|e| panic!("{e}")),
+        || process.signal("CONT").unwrap_or_else(|e| panic!("{e}")),
+        "mongodb",
+        &address,
+    )
+    .await;
 }

@@ -30,6 +30,11 @@ pub struct RedisConfig {
     pub min_poll: Duration,
     /// Longest wait between polls.
     pub max_poll: Duration,
+    /// Polls of waiting requests in flight at once, per member. Waiters
+    /// beyond it queue here rather than at the server, so the few requests
+    /// that hold locks (and must store in time) are not stuck behind
+    /// hundreds of polls on a slow store.
+    pub max_polls_in_flight: usize,
 }
 
 impl RedisConfig {
@@ -42,6 +47,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(1),
             min_poll: Duration::from_millis(2),
             max_poll: Duration::from_millis(100),
+            max_polls_in_flight: 4,
         }
     }
 
@@ -79,6 +85,7 @@ pub struct RedisIdentityStorage {
     client: redis::Client,
     scripts: Scripts,
     connected: OnceLock<Connected>,
+    polls: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for RedisIdentityStorage {
@@ -105,11 +112,12 @@ impl RedisIdentityStorage {
             remove: Script::new(scripts::REMOVE),
             remove_member: Script::new(scripts::REMOVE_MEMBER),
         };
-        Ok(RedisIdentityStorage { config, client, scripts, connected: OnceLock::new() })
+        let polls = tokio::sync::Semaphore::new(config.max_polls_in_flight.max(1));
+        Ok(RedisIdentityStorage { config, client, scripts, connected: OnceLock::new(), polls })
     }
 
     fn fail(&self, source: redis::RedisError) -> ClusterError {
-        Error::Redis { address: self.config.url.clone(), source }.into()
+        Error::Redis { address: redacted(&self.config.url), source }.into()
     }
 
     fn connected(&self) -> Result<(ConnectionManager, &str), ClusterError> {
@@ -146,6 +154,14 @@ impl RedisIdentityStorage {
     }
 }
 
+/// `url` without a password, for errors and logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 impl IdentityStorage for RedisIdentityStorage {
     fn init<'a>(&'a self, cluster_name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
         Box::pin(async move {
@@ -161,7 +177,7 @@ impl IdentityStorage for RedisIdentityStorage {
                 ConnectionManager::new_with_config(self.client.clone(), config).await.map_err(|e| self.fail(e))?;
             let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(|e| self.fail(e))?;
             let base = format!("{}:{}:", self.config.key_prefix, cluster_name);
-            tracing::info!(url = %self.config.url, %base, "redis identity storage connected");
+            tracing::info!(url = %redacted(&self.config.url), %base, "redis identity storage connected");
             let _ = self.connected.set(Connected { connection, base });
             Ok(())
         })
@@ -206,15 +222,18 @@ impl IdentityStorage for RedisIdentityStorage {
             let deadline = Instant::now() + timeout;
             let mut pause = self.config.min_poll;
             loop {
-                if let Some(found) = self.read(identity).await? {
-                    return Ok(Some(found));
-                }
-                let (mut con, base) = self.connected()?;
-                // The lock expires by itself (PX): gone means its holder
-                // failed or stalled, and the caller may try to take it.
-                let locked: bool = con.exists(Self::lock_key(base, identity)).await.map_err(|e| self.fail(e))?;
-                if !locked {
-                    return self.read(identity).await;
+                {
+                    let _permit = self.polls.acquire().await.ok();
+                    if let Some(found) = self.read(identity).await? {
+                        return Ok(Some(found));
+                    }
+                    let (mut con, base) = self.connected()?;
+                    // The lock expires by itself (PX): gone means its holder
+                    // failed or stalled, and the caller may try to take it.
+                    let locked: bool = con.exists(Self::lock_key(base, identity)).await.map_err(|e| self.fail(e))?;
+                    if !locked {
+                        return self.read(identity).await;
+                    }
                 }
                 if Instant::now() + pause > deadline {
                     return Ok(None);
@@ -303,5 +322,9 @@ impl IdentityStorage for RedisIdentityStorage {
 
     fn dispose(&self) -> BoxFuture<'_, Result<(), ClusterError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn location(&self) -> (String, String) {
+        ("redis".into(), redacted(&self.config.url))
     }
 }
