@@ -48,6 +48,9 @@ pub struct MemberArgs {
     /// The provider's server (etcd endpoint, ZooKeeper connect string).
     #[arg(long, default_value = "")]
     endpoint: String,
+    /// The lookup's server (Redis URL, MongoDB connection string).
+    #[arg(long, default_value = "")]
+    lookup_url: String,
     /// Persisted counters: `sqlite:<path>` or `postgres:<connection string>`
     /// (none: counts in memory).
     #[arg(long)]
@@ -226,8 +229,15 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
         store: store.clone(),
         persisted: None,
     });
-    let config = cluster_config(args.provider, args.lookup, &args.peers, Some(args.health_port), &args.endpoint)
-        .with_kind(Kind::new(KIND, props));
+    let config = cluster_config(
+        args.provider,
+        args.lookup,
+        &args.peers,
+        Some(args.health_port),
+        &args.endpoint,
+        &args.lookup_url,
+    )?
+    .with_kind(Kind::new(KIND, props));
     let system = ActorSystem::new();
     let cluster = Cluster::new(&system, config).map_err(|e| crate::Error::Member(e.to_string()))?;
     if let Err(e) = cluster.start_member().await {
