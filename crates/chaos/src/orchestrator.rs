@@ -315,7 +315,10 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
     let planned = faults_planned(&args);
     let own_postgres = args.persist == PersistKind::Postgres && std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_none();
     let own_lookup = args.lookup.has_store() && args.lookup_url.is_none();
-    if planned.contains(&Fault::Store) && args.provider == crate::ProviderKind::Automanaged && !own_postgres && !own_lookup
+    if planned.contains(&Fault::Store)
+        && args.provider == crate::ProviderKind::Automanaged
+        && !own_postgres
+        && !own_lookup
     {
         return Err(Error::Member(
             "--faults store restarts the run's servers: use it with --provider etcd|zookeeper, --lookup redis|mongo (without --lookup-url) or --persist postgres (without PROTOACTOR_CHAOS_POSTGRES)".into(),

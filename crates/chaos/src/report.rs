@@ -190,7 +190,11 @@ impl Report {
             bound("hung requests", self.hung, 0),
             bound("failed requests outside fault windows", self.failed_outside_faults, 0),
             if self.lookup_has_store {
-                bound("overlapping live activations (storage-backed lookup: faults included)", self.activations.overlaps, 0)
+                bound(
+                    "overlapping live activations (storage-backed lookup: faults included)",
+                    self.activations.overlaps,
+                    0,
+                )
             } else {
                 bound("overlapping activations outside fault windows", self.activations.overlaps_outside_faults, 0)
             },
