@@ -174,6 +174,56 @@ async fn raw_grpc(address: &str) -> (mpsc::Sender<Bytes>, tonic::transport::Chan
     (tx, channel)
 }
 
+/// [`raw_grpc`], plus a task that reads the response to its end: it
+/// finishes when the server ends the stream or drops the connection.
+async fn raw_grpc_read(address: &str) -> (mpsc::Sender<Bytes>, tonic::transport::Channel, tokio::task::JoinHandle<()>) {
+    use tonic::codegen::Service;
+    let mut channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(16);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{address}/remote.Remoting/Receive"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(ChannelBody(rx)))
+        .expect("request");
+    std::future::poll_fn(|cx| channel.poll_ready(cx)).await.expect("ready");
+    let call = channel.call(request);
+    let ended = tokio::spawn(async move {
+        let Ok(response) = call.await else { return };
+        let mut body = response.into_body();
+        while let Some(Ok(_)) =
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)).await
+        {}
+    });
+    (tx, channel, ended)
+}
+
+/// A well-formed remoting handshake, gRPC prefix included.
+fn handshake_message(member_id: &str) -> Bytes {
+    use prost::Message as _;
+    use protoactor_remote::proto::remote_message::MessageType;
+    use protoactor_remote::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
+    let hello = RemoteMessage {
+        message_type: Some(MessageType::ConnectRequest(ConnectRequest {
+            connection_type: Some(connect_request::ConnectionType::ServerConnection(ServerConnection {
+                member_id: member_id.to_string(),
+                address: "127.0.0.1:1".into(),
+                block_list: vec![],
+                cluster_name: Some(String::new()),
+            })),
+        })),
+    };
+    let body = hello.encode_to_vec();
+    let mut framed = grpc_prefix(body.len() as u32).to_vec();
+    framed.extend_from_slice(&body);
+    Bytes::from(framed)
+}
+
 fn grpc_prefix(len: u32) -> Bytes {
     let mut v = vec![0u8];
     v.extend_from_slice(&len.to_be_bytes());
@@ -331,6 +381,43 @@ async fn connections_over_the_pending_cap_are_refused_at_once() {
     }
     drop(held);
     settles(&server, &base, &system, "over the pending cap").await;
+    remote.shutdown(false).await;
+    system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_stall_mid_message_after_their_handshake_are_dropped() {
+    let server = Server::start(&[("PEER_STALL_TIMEOUT_MS", "500")]).await;
+    let (system, remote) = client().await;
+    let base = baseline(&server, &system).await;
+    // Each completes the handshake (no longer a stranger: the pending cap
+    // and the handshake deadline are behind it), announces a 4 MiB message,
+    // sends 256 KiB of it and stalls, holding its stream and connection open.
+    let mut stalled = Vec::new();
+    for i in 0..20 {
+        let (tx, channel, ended) = raw_grpc_read(&server.address).await;
+        tx.send(handshake_message(&format!("staller-{i}"))).await.expect("handshake sent");
+        tx.send(grpc_prefix(4 * 1024 * 1024)).await.expect("prefix sent");
+        for _ in 0..4 {
+            tx.send(Bytes::from(vec![0x5a; 64 * 1024])).await.expect("part of the message sent");
+        }
+        stalled.push((tx, channel, ended));
+    }
+    let mut peak = server.rss_kib();
+    for (_tx, _channel, ended) in &mut stalled {
+        // Dropped by the server while this side still holds everything open.
+        let dropped = tokio::time::timeout(Duration::from_secs(20), &mut *ended).await;
+        assert!(dropped.is_ok(), "a stream stalled mid-message was never dropped");
+        peak = peak.max(server.rss_kib());
+    }
+    eprintln!(
+        "20 streams stalled mid-message: server RSS {} KiB before, {peak} KiB at the peak seen (+{} KiB)",
+        base.rss,
+        peak.saturating_sub(base.rss)
+    );
+    // Their descriptors and memory come back though the client side never hung up.
+    settles(&server, &base, &system, "streams stalled mid-message").await;
+    drop(stalled);
     remote.shutdown(false).await;
     system.shutdown().await;
 }

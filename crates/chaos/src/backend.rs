@@ -104,7 +104,8 @@ fn identity_lookup(lookup: LookupKind, url: &str) -> Result<Arc<dyn IdentityLook
 
 /// The configuration of a member (`health_port` is `Some`) or of the tool's
 /// client; `endpoint` is the provider's server (etcd, ZooKeeper),
-/// `lookup_url` the lookup's (Redis, MongoDB).
+/// `lookup_url` the lookup's (Redis, MongoDB); `host` the address to bind
+/// (127.0.0.1, or the process's address in its namespace).
 pub(crate) fn cluster_config(
     provider: ProviderKind,
     lookup: LookupKind,
@@ -112,8 +113,9 @@ pub(crate) fn cluster_config(
     health_port: Option<u16>,
     endpoint: &str,
     lookup_url: &str,
+    host: &str,
 ) -> Result<ClusterConfig, crate::Error> {
-    let remote = RemoteConfig::bind("127.0.0.1", 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
+    let remote = RemoteConfig::bind(host, 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
     let lookup = identity_lookup(lookup, lookup_url)?;
     let config = match provider {
         ProviderKind::Etcd => {
@@ -130,7 +132,7 @@ pub(crate) fn cluster_config(
                 .with_timeout(Duration::from_secs(1))
                 .with_missed_polls(MISSED_POLLS);
             if let Some(port) = health_port {
-                automanaged = automanaged.with_bind("127.0.0.1", port);
+                automanaged = automanaged.with_bind(host, port);
             }
             ClusterConfig::new(CLUSTER, AutomanagedProvider::new(automanaged), lookup)
         }

@@ -24,9 +24,11 @@ mod backend;
 mod chart;
 mod load;
 mod member;
+mod netns;
 mod orchestrator;
 mod procs;
 mod proto;
+mod relay;
 pub mod report;
 mod store;
 
@@ -51,6 +53,12 @@ pub enum Error {
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Report(String),
+    /// Network namespaces, links or the relay could not be set up or changed.
+    #[error("network set-up: {0}")]
+    Net(String),
+    /// The run was interrupted (Ctrl-C, SIGTERM); what it made is removed.
+    #[error("interrupted by {0}; members stopped and namespaces removed")]
+    Interrupted(&'static str),
 }
 
 /// The faults a run can inject.
@@ -67,6 +75,14 @@ pub enum Fault {
     /// ZooKeeper), the lookup's (Redis, the MongoDB stand-in) and
     /// PostgreSQL (`--persist postgres`).
     Store,
+    /// Cut one member off the network (its veth down; members then run in
+    /// their own network namespaces, which needs root) for 10 s (5 s with
+    /// --short), then heal.
+    Partition,
+    /// One-way partition through the member's relay: nothing reaches the
+    /// member (its health endpoint included) while what it sends still
+    /// flows, for as long as `partition`; then heal.
+    Oneway,
 }
 
 /// `protoactor-chaos [OPTIONS]` runs; `protoactor-chaos member ...` is a member.
@@ -138,6 +154,24 @@ pub struct RunArgs {
     /// Where the report (JSON, SVG, journals) goes; default a temp directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Delay each message by this much on its way to a member (through a
+    /// userspace TCP relay on every member link; no root needed).
+    #[arg(long, default_value_t = 0)]
+    pub link_delay_ms: u64,
+    /// Lose this percentage of the chunks on member links (through the
+    /// relays): each lost chunk stalls its connection for a TCP
+    /// retransmission timeout (200 ms), as a lost segment does.
+    #[arg(long, default_value_t = 0.0)]
+    pub link_loss: f64,
+}
+
+impl RunArgs {
+    /// True when members sit behind relays: link conditions or a one-way cut.
+    pub(crate) fn relayed(&self) -> bool {
+        self.link_delay_ms > 0
+            || self.link_loss > 0.0
+            || self.faults.as_ref().is_some_and(|f| f.contains(&Fault::Oneway))
+    }
 }
 
 impl RunArgs {

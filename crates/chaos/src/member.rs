@@ -4,7 +4,9 @@
 //! line appended to its activation journal (written at once, so a kill -9
 //! loses none): `A <identity> <activation> <unix µs>` and
 //! `S <identity> <activation> <unix µs> <count>` (also before a restart in
-//! place, whose new instance journals its own `A`).
+//! place, whose new instance journals its own `A`). Every 500 ms it also
+//! appends `R <unix µs> <requests answered so far>`, so the tool can tell
+//! whether a member cut off from the others went on answering.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -55,6 +57,17 @@ pub struct MemberArgs {
     /// (none: counts in memory).
     #[arg(long)]
     store: Option<String>,
+    /// The address to bind (remoting and health): 127.0.0.1, or this
+    /// member's address in its network namespace.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Remoting port (0: any free one).
+    #[arg(long, default_value_t = 0)]
+    remote_port: u16,
+    /// The host others reach this member's remoting at (its relay), instead
+    /// of the bound one.
+    #[arg(long)]
+    advertise: Option<String>,
 }
 
 /// The activation journal of this process.
@@ -67,6 +80,18 @@ fn journal(line: String) {
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(error = %e, "cannot append to the activation journal");
         }
+    }
+}
+
+/// Grain requests this process answered.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+/// Journals `R <unix µs> <answered>` every 500 ms.
+async fn journal_served() {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        journal(format!("R {} {}\n", unix_micros(), SERVED.load(Ordering::Relaxed)));
     }
 }
 
@@ -148,6 +173,7 @@ impl Actor for Counter {
                 }
             };
             ctx.respond(CountReply { count, member: ctx.system().address().to_string() });
+            SERVED.fetch_add(1, Ordering::Relaxed);
         } else if ctx.message_is::<Restarting>() {
             // A failed grain (its store was unreachable) is restarted in
             // place: this instance ends here and the next journals its own start.
@@ -202,7 +228,13 @@ pub(crate) fn run(args: MemberArgs) -> ExitCode {
         }
     };
     match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Left) => ExitCode::SUCCESS,
+        Ok(Ended::Blocked) => {
+            eprintln!(
+                "chaos member: the cluster declared this member dead and blocked it; exiting so a new member (new id) can take its place"
+            );
+            ExitCode::from(EXIT_BLOCKED)
+        }
         Err(e) => {
             eprintln!("chaos member: {e}");
             ExitCode::FAILURE
@@ -210,7 +242,30 @@ pub(crate) fn run(args: MemberArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
+/// The exit status of a member whose cluster shut it down because the
+/// others blocked it (it was declared dead, then came back).
+pub(crate) const EXIT_BLOCKED: u8 = 3;
+
+/// Why a member's process ends.
+enum Ended {
+    /// Asked to leave (stdin closed, Ctrl-C): it left gracefully.
+    Left,
+    /// The cluster learned that the others blocked this member and shut it
+    /// down. A blocked id never comes back, so staying alive would leave a
+    /// process that serves nobody: it exits and the tool starts a new member.
+    Blocked,
+}
+
+/// Returns once the member's actor system is shutting down by itself.
+async fn shut_down_by_cluster(system: &ActorSystem) {
+    // The cluster stops its system when it learns it is blocked; no event
+    // says so to the host, so poll (cheap, and only this task waits).
+    while !system.is_shutting_down() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn serve(args: MemberArgs) -> Result<Ended, crate::Error> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -236,8 +291,19 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
         Some(args.health_port),
         &args.endpoint,
         &args.lookup_url,
+        &args.host,
     )?
     .with_kind(Kind::new(KIND, props));
+    let config = match &args.advertise {
+        // Behind a relay: bound here, reached through the relay's address.
+        Some(advertised) => config.with_remote(
+            protoactor_remote::RemoteConfig::bind(&args.host, args.remote_port)
+                .with_advertised_host(advertised)
+                .with_protobuf::<Increment>()
+                .with_protobuf::<CountReply>(),
+        ),
+        None => config,
+    };
     let system = ActorSystem::new();
     let cluster = Cluster::new(&system, config).map_err(|e| crate::Error::Member(e.to_string()))?;
     if let Err(e) = cluster.start_member().await {
@@ -247,6 +313,7 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
     for i in plain {
         let _ = system.root().spawn_named(Props::from_producer(|| Plain { count: 0 }), &format!("plain-{i}"));
     }
+    tokio::spawn(journal_served());
     let mut out = std::io::stdout();
     // The tool may be gone already: a failed write is not an error here.
     let _ = writeln!(out, "ready {} {}", cluster.id(), cluster.address()).and_then(|()| out.flush());
@@ -264,10 +331,15 @@ async fn serve(args: MemberArgs) -> Result<(), crate::Error> {
     tokio::select! {
         _ = closed_rx => {}
         _ = tokio::signal::ctrl_c() => {}
+        () = shut_down_by_cluster(&system) => {
+            // Let the shutdown finish (stop lines of its grains journaled).
+            let _ = tokio::time::timeout(Duration::from_secs(15), cluster.shutdown(false)).await;
+            return Ok(Ended::Blocked);
+        }
     }
     tracing::info!(member = cluster.id(), "leaving the cluster");
     if tokio::time::timeout(Duration::from_secs(15), cluster.shutdown(true)).await.is_err() {
         return Err(crate::Error::Member("the graceful leave took longer than 15 s".into()));
     }
-    Ok(())
+    Ok(Ended::Left)
 }

@@ -13,9 +13,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use protoactor_actor::prelude::*;
 use protoactor_cluster::Cluster;
 
-use crate::backend::{PersistKind, cluster_config, detection_window};
+use crate::backend::{PersistKind, ProviderKind, cluster_config, detection_window};
 use crate::load::{Load, Mode, Shared, Targets, activate_all, histogram, lock};
+use crate::member::EXIT_BLOCKED;
+use crate::netns::Net;
 use crate::procs::{Launch, MemberProcess, free_ports};
+use crate::relay::{Link, Relay};
 use crate::report::{self, FAULT_GRACE, FaultRecord, Latency, MemberRecord, Report, Second, Steady};
 use crate::store::{LookupServer, ProviderServer, Store};
 use crate::{Error, Fault, RunArgs};
@@ -101,6 +104,13 @@ struct Run {
     members: Vec<MemberProcess>,
     /// Members that were killed or replaced.
     ended: Vec<MemberProcess>,
+    /// The namespaces members run in (`partition`); after the members, so
+    /// their processes are killed before it is removed.
+    net: Option<Net>,
+    /// What the tool and the members bind: 127.0.0.1, or addresses on the bridge.
+    host: String,
+    /// Members behind relays (`--link-delay-ms`, `--link-loss`, `oneway`).
+    relays: Option<Relays>,
     generation: Vec<u32>,
     timeline: Arc<Mutex<Timeline>>,
     shared: Option<Arc<Shared>>,
@@ -136,11 +146,22 @@ impl Run {
         self.generation[slot] += 1;
         let name = format!("m{}.{}", slot + 1, self.generation[slot]);
         self.say(format!("starting member {name}"));
+        let (host, netns) = match &self.net {
+            Some(net) => (net.member_ip(slot), net.netns_path(slot)),
+            None => (self.host.clone(), None),
+        };
+        let mut launch = self.launch.clone();
+        if let Some(relays) = &mut self.relays {
+            let port = relays.remote(slot).await?;
+            launch.common.extend(["--remote-port".into(), port.to_string(), "--advertise".into(), relay_host(slot)]);
+        }
         MemberProcess::start(
-            &self.launch,
+            &launch,
             name,
             self.ports[slot],
             &plain_spec(slot, self.args.members, self.args.grains),
+            &host,
+            netns.as_deref(),
         )
         .await
     }
@@ -223,6 +244,37 @@ impl Run {
                 }
                 restarted.join("+")
             }
+            Fault::Partition => {
+                let name = self.members[slot].name.clone();
+                let cut_for = partition_length(self.args.short);
+                let net = self
+                    .net
+                    .as_ref()
+                    .ok_or_else(|| Error::Net("the partition fault needs the run's namespaces".into()))?;
+                self.say(format!("[{at_s:6.1}s] partition: {name} cut off (its veth down) for {cut_for:?}"));
+                net.cut(slot, true)?;
+                self.wait(cut_for).await;
+                if let Some(net) = &self.net {
+                    net.cut(slot, false)?;
+                }
+                self.say(format!("[{:6.1}s] healed: {name}'s veth up", lock(&self.timeline).now_s()));
+                name
+            }
+            Fault::Oneway => {
+                let name = self.members[slot].name.clone();
+                let cut_for = partition_length(self.args.short);
+                let link = self
+                    .relays
+                    .as_ref()
+                    .and_then(|r| r.links.get(slot).cloned())
+                    .ok_or_else(|| Error::Net("the oneway fault needs the run's relays".into()))?;
+                self.say(format!("[{at_s:6.1}s] one-way partition: nothing reaches {name} for {cut_for:?}"));
+                link.set_cut(true, true);
+                self.wait(cut_for).await;
+                link.set_cut(true, false);
+                self.say(format!("[{:6.1}s] healed: {name} hears again", lock(&self.timeline).now_s()));
+                name
+            }
         };
         let end_s = lock(&self.timeline).now_s();
         Ok(FaultRecord {
@@ -235,15 +287,35 @@ impl Run {
             failed_in_window: 0,
             converged_after_s: None,
             stuck_members: 0,
+            stepped_down: Vec::new(),
+            exited: Vec::new(),
+            cut_off_answered: None,
+            majority_answered: None,
         })
     }
 
-    /// Waits (up to 10 s) until the client's topology holds every live
-    /// member; returns the seconds since `since_s` that took, or the members
-    /// still missing after the deadline.
-    async fn converge(&self, client: &Cluster, since_s: f64) -> (Option<f64>, Vec<String>) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// After a fault: restarts members whose process exited (a member that
+    /// learns the others blocked it exits, see `member::EXIT_BLOCKED`) and
+    /// waits (up to [`SETTLE_WITHIN`]) until the client's topology holds
+    /// every live member. Fills the record's convergence, stuck, stepped-down
+    /// and exited figures.
+    async fn settle(&mut self, client: &Cluster, record: &mut FaultRecord) -> Result<(), Error> {
+        let deadline = Instant::now() + SETTLE_WITHIN;
         loop {
+            for slot in 0..self.members.len() {
+                let Some(status) = self.members[slot].exited() else { continue };
+                let name = self.members[slot].name.clone();
+                if status.code() == Some(i32::from(EXIT_BLOCKED)) {
+                    self.say(format!("{name} learned that the others blocked it and exited; starting a new member"));
+                    record.stepped_down.push(name);
+                } else {
+                    self.say(format!("{name} exited unasked ({status}); starting a new member"));
+                    record.exited.push(format!("{name} ({status})"));
+                }
+                let replacement = self.start_member(slot).await?;
+                let old = std::mem::replace(&mut self.members[slot], replacement);
+                self.ended.push(old);
+            }
             let missing: Vec<String> = self
                 .members
                 .iter()
@@ -251,14 +323,77 @@ impl Run {
                 .map(|m| m.name.clone())
                 .collect();
             if missing.is_empty() {
-                return (Some(lock(&self.timeline).now_s() - since_s), missing);
+                record.converged_after_s = Some(lock(&self.timeline).now_s() - record.end_s);
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                return (None, missing);
+                self.say(format!("live members missing from the topology after the fault: {}", missing.join(", ")));
+                record.stuck_members = missing.len() as u64;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The loopback address slot `slot`'s relays listen on (127/8 is all
+/// loopback on Linux: no root needed).
+fn relay_host(slot: usize) -> String {
+    format!("127.0.1.{}", slot + 1)
+}
+
+/// One relay per member link: health endpoint (fixed per slot) and
+/// remoting (new per member process), under the slot's [`Link`].
+struct Relays {
+    links: Vec<Arc<Link>>,
+    health: Vec<Relay>,
+    remote: Vec<Option<Relay>>,
+}
+
+impl Relays {
+    /// Relays for the health endpoints `127.0.0.1:<port>` of `ports`, under
+    /// links with `delay` and `loss` (a fraction).
+    async fn start(ports: &[u16], delay: Duration, loss: f64) -> Result<Relays, Error> {
+        let mut relays = Relays { links: Vec::new(), health: Vec::new(), remote: Vec::new() };
+        for (slot, port) in ports.iter().enumerate() {
+            let link = Arc::new(Link::default());
+            link.set_delay(delay);
+            link.set_loss(loss);
+            let listen = relay_address(slot, *port)?;
+            let target = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+            let relay = Relay::start(listen, target, link.clone()).await?;
+            tracing::debug!(slot, relay = %relay.local(), %target, "health endpoint relay");
+            relays.health.push(relay);
+            relays.links.push(link);
+            relays.remote.push(None);
+        }
+        Ok(relays)
+    }
+
+    /// A fresh remoting port for slot `slot`'s next process, its relay
+    /// already listening (so the member is reachable the moment it joins).
+    async fn remote(&mut self, slot: usize) -> Result<u16, Error> {
+        let port = free_ports(1)?.first().copied().ok_or_else(|| Error::Net("no free port".into()))?;
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let link = self.links.get(slot).cloned().ok_or_else(|| Error::Net(format!("no link for slot {slot}")))?;
+        let relay = Relay::start(relay_address(slot, port)?, target, link).await?;
+        if let Some(old) = self.remote.get_mut(slot) {
+            *old = Some(relay);
+        }
+        Ok(port)
+    }
+}
+
+fn relay_address(slot: usize, port: u16) -> Result<std::net::SocketAddr, Error> {
+    format!("{}:{port}", relay_host(slot)).parse().map_err(|e| Error::Net(format!("relay address: {e}")))
+}
+
+/// How long after a fault's end every live member must be in the topology.
+const SETTLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long `partition` cuts a member off.
+fn partition_length(short: bool) -> Duration {
+    Duration::from_secs(if short { 5 } else { 10 })
 }
 
 /// Runs the tool; the exit status says whether every bound held.
@@ -302,8 +437,40 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("protoactor-chaos-{}", std::process::id())));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create {}", dir.display()), e))?;
+    let planned = faults_planned(&args);
+    let net = if planned.contains(&Fault::Partition) {
+        if args.provider != ProviderKind::Automanaged || args.persist == PersistKind::Postgres {
+            return Err(Error::Net(
+                "--faults partition runs the members in network namespaces that reach only each other and the tool: \
+                 use it with --provider automanaged and without --persist postgres (their servers listen on the tool's loopback)"
+                    .into(),
+            ));
+        }
+        Some(Net::create(args.members)?)
+    } else {
+        None
+    };
     let ports = free_ports(args.members)?;
-    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let relays = if args.relayed() {
+        if net.is_some() {
+            return Err(Error::Net(
+                "relays (--link-delay-ms, --link-loss, oneway) run on loopback: leave partition out of --faults".into(),
+            ));
+        }
+        let delay = Duration::from_millis(args.link_delay_ms);
+        Some(Relays::start(&ports, delay, args.link_loss / 100.0).await?)
+    } else {
+        None
+    };
+    let (host, peers): (String, Vec<String>) = match &net {
+        Some(net) => {
+            (net.host_ip(), ports.iter().enumerate().map(|(i, p)| format!("{}:{p}", net.member_ip(i))).collect())
+        }
+        None if relays.is_some() => {
+            ("127.0.0.1".into(), ports.iter().enumerate().map(|(i, p)| format!("{}:{p}", relay_host(i))).collect())
+        }
+        None => ("127.0.0.1".into(), ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()),
+    };
     let mut common = vec![
         "--peers".to_string(),
         peers.join(","),
@@ -312,7 +479,6 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         "--lookup".into(),
         format!("{:?}", args.lookup).to_lowercase(),
     ];
-    let planned = faults_planned(&args);
     let own_postgres = args.persist == PersistKind::Postgres && std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_none();
     let own_lookup = args.lookup.has_store() && args.lookup_url.is_none();
     if planned.contains(&Fault::Store)
@@ -353,6 +519,9 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         launch: Launch { common, dir: dir.clone() },
         members: Vec::new(),
         ended: Vec::new(),
+        net,
+        host,
+        relays,
         generation: vec![0; args.members],
         ports,
         timeline: Arc::new(Mutex::new(Timeline::new())),
@@ -366,12 +535,18 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         start_unix: 0,
         args,
     };
-    let result = drive_members(&mut run, &peers).await;
+    let result = tokio::select! {
+        result = drive_members(&mut run, &peers) => result,
+        signal = interrupted() => Err(Error::Interrupted(signal)),
+    };
     // Whatever happened, every member leaves (so its stop lines are written).
     for m in &mut run.members {
         let _ = m.leave(Duration::from_secs(20)).await;
     }
     run.progress.finish_and_clear();
+    if let Some(net) = &mut run.net {
+        net.remove();
+    }
     let (client, shared, faults) = result?;
     client.shutdown(true).await;
     let lost = match &run.store {
@@ -380,6 +555,22 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
     };
     let report = analyse(&run, &shared, faults, lost)?;
     Ok((report, dir))
+}
+
+/// Ctrl-C or SIGTERM: the run stops, its members leave and what it made is removed.
+async fn interrupted() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        () = term => "SIGTERM",
+    }
 }
 
 fn faults_planned(args: &RunArgs) -> Vec<Fault> {
@@ -397,7 +588,7 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
         let m = run.start_member(slot).await?;
         run.members.push(m);
     }
-    let config = cluster_config(args.provider, args.lookup, peers, None, &run.endpoint, &run.lookup_url)?;
+    let config = cluster_config(args.provider, args.lookup, peers, None, &run.endpoint, &run.lookup_url, &run.host)?;
     let client = Cluster::new(&ActorSystem::new(), config)?;
     client.start_client().await?;
     let targets = Arc::new(Targets {
@@ -466,12 +657,7 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
     let mut faults = Vec::new();
     for (i, fault) in faults_planned(&args).iter().enumerate() {
         let mut record = run.fault(*fault, i).await?;
-        let (converged, stuck) = run.converge(&client, record.end_s).await;
-        if !stuck.is_empty() {
-            run.say(format!("live members missing from the topology 10 s after the fault: {}", stuck.join(", ")));
-        }
-        record.converged_after_s = converged;
-        record.stuck_members = stuck.len() as u64;
+        run.settle(&client, &mut record).await?;
         faults.push(record);
         run.wait(phase).await;
     }
@@ -513,9 +699,13 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
         (start as f64) <= to && (end as f64) >= from
     };
     let failed_outside_faults = failures.iter().filter(|r| !faults.iter().any(|f| in_window(r, f))).count() as u64;
+    let detection = detection_window(run.args.provider).as_secs_f64();
     for f in &mut faults {
         f.failed_in_window = failures.iter().filter(|r| in_window(r, f)).count() as u64;
         recovery(&timeline.ticks, f, grace);
+        if f.kind == Fault::Partition {
+            partition_figures(run, &timeline.ticks, f, detection);
+        }
     }
     let windows: Vec<(u64, u64)> = faults
         .iter()
@@ -549,6 +739,8 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
         config: serde_json::json!({
             "members": a.members, "grains": a.grains, "workers": a.workers, "phase_secs": a.phase_secs,
             "provider": a.provider, "lookup": a.lookup, "persist": a.persist, "faults": a.faults,
+            "link_delay_ms": a.link_delay_ms, "link_loss_percent": a.link_loss,
+            "network": if run.net.is_some() { "netns" } else if run.relays.is_some() { "loopback+relays" } else { "loopback" },
         }),
         lookup_has_store: a.lookup.has_store(),
         sent: c.sent(),
@@ -570,6 +762,39 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
     };
     report.check();
     Ok(report)
+}
+
+/// A partition's two sides: what the cut-off member answered from 1 s after
+/// the cut until the heal (its `R` journal lines; nothing can reach it, so
+/// anything is a leak), and what the rest answered from the detection window
+/// after the cut until the heal (the 100 ms ticks).
+fn partition_figures(run: &Run, ticks: &[Tick], f: &mut FaultRecord, detection: f64) {
+    let us = |s: f64| run.start_unix + (s.max(0.0) * 1e6) as u64;
+    let journal = run.ended.iter().chain(&run.members).find(|m| m.name == f.member).map(|m| m.journal.clone());
+    let text = journal.and_then(|j| std::fs::read_to_string(j).ok()).unwrap_or_default();
+    f.cut_off_answered = Some(served_between(&text, us(f.at_s + 1.0), us(f.end_s)));
+    let from = ((f.at_s + detection) * 10.0).ceil() as usize;
+    let to = ((f.end_s * 10.0) as usize).min(ticks.len());
+    f.majority_answered = Some(ticks.get(from..to).map_or(0, |t| t.iter().map(|t| t.answered).sum()));
+}
+
+/// Requests a member answered between unix µs `from` and `to`, from its
+/// `R <unix µs> <answered so far>` lines (the first line at or after
+/// `from`, the last at or before `to`).
+fn served_between(journal: &str, from: u64, to: u64) -> u64 {
+    let samples: Vec<(u64, u64)> = journal
+        .lines()
+        .filter_map(|l| match l.split(' ').collect::<Vec<_>>().as_slice() {
+            ["R", t, n] => Some((t.parse().ok()?, n.parse().ok()?)),
+            _ => None,
+        })
+        .collect();
+    let first = samples.iter().find(|(t, _)| *t >= from);
+    let last = samples.iter().rev().find(|(t, _)| *t <= to);
+    match (first, last) {
+        (Some((t1, n1)), Some((t2, n2))) if t2 >= t1 => n2.saturating_sub(*n1),
+        _ => 0,
+    }
 }
 
 /// Fills a fault's recovery figures from the 100 ms ticks: the reference is
@@ -622,6 +847,10 @@ mod tests {
             failed_in_window: 0,
             converged_after_s: None,
             stuck_members: 0,
+            stepped_down: Vec::new(),
+            exited: Vec::new(),
+            cut_off_answered: None,
+            majority_answered: None,
         }
     }
 
@@ -649,6 +878,14 @@ mod tests {
         recovery(&ticks(&[10; 60]), &mut f, 2.0);
         assert_eq!(f.recovered_after_s, Some(0.0));
         assert_eq!(f.lowest_throughput_ratio, 1.0);
+    }
+
+    #[test]
+    fn a_member_answered_what_its_counter_grew_by_between_the_samples_in_the_span() {
+        let journal = "R 100 5\nA g1 7 150\nR 200 9\nR 300 9\nR 400 20\n";
+        assert_eq!(served_between(journal, 150, 350), 0, "9 at 200, still 9 at 300");
+        assert_eq!(served_between(journal, 100, 400), 15);
+        assert_eq!(served_between(journal, 500, 600), 0, "no samples in the span");
     }
 
     #[test]

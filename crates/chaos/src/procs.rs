@@ -54,12 +54,15 @@ pub(crate) struct MemberProcess {
 }
 
 impl MemberProcess {
-    /// Starts a member and waits for its `ready` line.
+    /// Starts a member (bound to `host`, inside the network namespace
+    /// `netns` when given) and waits for its `ready` line.
     pub(crate) async fn start(
         launch: &Launch,
         name: String,
         health_port: u16,
         plain: &str,
+        host: &str,
+        netns: Option<&std::path::Path>,
     ) -> Result<MemberProcess, Error> {
         let exe = std::env::current_exe().map_err(|e| Error::Io("cannot find this program".into(), e))?;
         let journal = launch.dir.join(format!("{name}.journal"));
@@ -70,17 +73,36 @@ impl MemberProcess {
             }
             _ => {}
         }
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg("member")
-            .args(["--health-port", &health_port.to_string(), "--plain", plain, "--journal"])
+            .args(["--health-port", &health_port.to_string(), "--plain", plain, "--host", host, "--journal"])
             .arg(&journal)
             .args(&launch.common)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Error::Io(format!("cannot start member {name}"), e))?;
+            .kill_on_drop(true);
+        // Open in the tool, entered by the child between fork and exec.
+        let netns = netns
+            .map(|path| {
+                std::fs::File::open(path)
+                    .map_err(|e| Error::Io(format!("cannot open the namespace {}", path.display()), e))
+            })
+            .transpose()?;
+        if let Some(file) = &netns {
+            use std::os::fd::AsRawFd;
+            let fd = file.as_raw_fd();
+            // SAFETY: setns(2) is async-signal-safe; `fd` stays open until
+            // spawn returns (`netns` lives past it).
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+                });
+            }
+        }
+        let mut child = command.spawn().map_err(|e| Error::Io(format!("cannot start member {name}"), e))?;
+        drop(netns);
         let pid = child.id().unwrap_or_default();
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or_else(|| Error::Member(format!("{name}: no stdout")))?;
@@ -122,6 +144,14 @@ impl MemberProcess {
         self.ended_at = Some(crate::member::unix_micros());
         let _ = self.child.wait().await;
         Ok(())
+    }
+
+    /// The exit status if the process has exited by itself (then its open
+    /// activations end now).
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.try_wait().ok().flatten()?;
+        self.ended_at.get_or_insert_with(crate::member::unix_micros);
+        Some(status)
     }
 
     /// SIGSTOP (`stop`) or SIGCONT.

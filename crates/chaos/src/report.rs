@@ -28,7 +28,7 @@ pub const FAULT_GRACE: Duration = Duration::from_secs(9);
 /// One fault as it happened; times in seconds since the load started.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultRecord {
-    /// `kill`, `stop` or `rolling`.
+    /// `kill`, `stop`, `rolling`, `store`, `partition` or `oneway`.
     pub kind: crate::Fault,
     /// The member slot(s) it hit.
     pub member: String,
@@ -49,6 +49,30 @@ pub struct FaultRecord {
     pub converged_after_s: Option<f64>,
     /// Live member processes missing from the topology 10 s after the fault.
     pub stuck_members: u64,
+    /// Members that learned the others had blocked them, exited, and were
+    /// replaced by a new member (expected of the member a `stop` or
+    /// `partition` fault hit: a blocked id never comes back).
+    pub stepped_down: Vec<String>,
+    /// Members whose process exited for another reason (then replaced).
+    pub exited: Vec<String>,
+    /// `partition`: requests the cut-off member answered from 1 s after the
+    /// cut until the heal (nothing can reach it: any is a leak).
+    pub cut_off_answered: Option<u64>,
+    /// `partition`: requests the rest of the cluster answered from the
+    /// failure-detection window after the cut until the heal.
+    pub majority_answered: Option<u64>,
+}
+
+impl FaultRecord {
+    /// Members that stepped down or exited other than the one a `stop` or
+    /// `partition` fault hit (for other faults, every one).
+    pub fn unexpected_exits(&self) -> u64 {
+        let expected = |name: &String| {
+            matches!(self.kind, crate::Fault::Stop | crate::Fault::Partition | crate::Fault::Oneway)
+                && *name == self.member
+        };
+        (self.stepped_down.iter().filter(|n| !expected(n)).count() + self.exited.len()) as u64
+    }
 }
 
 /// One second of the run.
@@ -199,7 +223,25 @@ impl Report {
                 bound("overlapping activations outside fault windows", self.activations.overlaps_outside_faults, 0)
             },
             bound("live members stuck out of the topology", self.faults.iter().map(|f| f.stuck_members).sum(), 0),
+            bound(
+                "members that stepped down or exited, other than the one a stop/partition hit",
+                self.faults.iter().map(FaultRecord::unexpected_exits).sum(),
+                0,
+            ),
         ];
+        let partitions: Vec<&FaultRecord> = self.faults.iter().filter(|f| f.kind == crate::Fault::Partition).collect();
+        if !partitions.is_empty() {
+            bounds.push(bound(
+                "requests a cut-off member answered while cut off",
+                partitions.iter().filter_map(|f| f.cut_off_answered).sum(),
+                0,
+            ));
+            bounds.push(bound(
+                "partitions during which the rest of the cluster answered nothing",
+                partitions.iter().filter(|f| f.majority_answered == Some(0)).count() as u64,
+                0,
+            ));
+        }
         if let Some(lost) = self.lost_updates {
             bounds.push(bound("acknowledged updates lost", lost, 0));
         }
@@ -253,6 +295,20 @@ impl Report {
                     format!("{c:.1} s after its end")
                 })
             );
+            if !f.stepped_down.is_empty() || !f.exited.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  stepped down (blocked by the others, restarted as new members): [{}]; exited otherwise: [{}]",
+                    f.stepped_down.join(", "),
+                    f.exited.join(", ")
+                );
+            }
+            if let (Some(cut), Some(rest)) = (f.cut_off_answered, f.majority_answered) {
+                let _ = writeln!(
+                    s,
+                    "  partition: the cut-off member answered {cut} requests while cut off, the rest {rest} after detection"
+                );
+            }
         }
         let a = &self.activations;
         let _ = writeln!(

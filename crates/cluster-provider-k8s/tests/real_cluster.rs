@@ -1,7 +1,8 @@
 //! The provider conformance suite against a real Kubernetes cluster,
 //! opt-in: set `KUBECONFIG` (e.g. a kind cluster) and run
 //! `cargo test -p protoactor-cluster-provider-k8s --test real_cluster`.
-//! Without it the tests print that they did nothing and pass.
+//! The tests are ignored by default (add `-- --ignored`); run with
+//! `--ignored` but without `KUBECONFIG`, they fail saying what to set.
 //!
 //! The members run in this process; each gets a `pause` pod of its own in
 //! `PROTOACTOR_TEST_NAMESPACE` (default `default`) that it labels with its
@@ -25,11 +26,11 @@ struct Pods {
 }
 
 impl Pods {
-    async fn create(n: usize) -> Option<Pods> {
-        if std::env::var("KUBECONFIG").map_or(true, |k| k.is_empty()) {
-            eprintln!("KUBECONFIG is not set: not running against a real Kubernetes cluster");
-            return None;
-        }
+    async fn create(n: usize) -> Pods {
+        assert!(
+            std::env::var("KUBECONFIG").is_ok_and(|k| !k.is_empty()),
+            "KUBECONFIG is not set: point it at a cluster (e.g. `kind create cluster`, then KUBECONFIG=~/.kube/config)"
+        );
         let client = kube::Client::try_default().await.expect("a client from KUBECONFIG");
         let namespace = std::env::var("PROTOACTOR_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
         let api: Api<Pod> = Api::namespaced(client, &namespace);
@@ -55,7 +56,7 @@ impl Pods {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        Some(Pods { api, namespace, names })
+        Pods { api, namespace, names }
     }
 
     fn maker(&self) -> impl Fn() -> KubernetesProvider + '_ {
@@ -77,29 +78,33 @@ impl Pods {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "opt-in: needs a real Kubernetes cluster; set KUBECONFIG and run with --ignored"]
 async fn real_cluster_three_members_form_one_topology() {
-    let Some(pods) = Pods::create(3).await else { return };
+    let pods = Pods::create(3).await;
     provider::three_members_form_one_topology(&pods.maker()).await;
     pods.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "opt-in: needs a real Kubernetes cluster; set KUBECONFIG and run with --ignored"]
 async fn real_cluster_graceful_leave_is_seen_at_once() {
-    let Some(pods) = Pods::create(3).await else { return };
+    let pods = Pods::create(3).await;
     provider::graceful_leave_is_seen_at_once(&pods.maker(), Duration::from_secs(20)).await;
     pods.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "opt-in: needs a real Kubernetes cluster; set KUBECONFIG and run with --ignored"]
 async fn real_cluster_client_watches_without_registering() {
-    let Some(pods) = Pods::create(4).await else { return };
+    let pods = Pods::create(4).await;
     provider::client_watches_without_registering(&pods.maker()).await;
     pods.delete().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "opt-in: needs a real Kubernetes cluster; set KUBECONFIG and run with --ignored"]
 async fn real_cluster_grains_work_end_to_end() {
-    let Some(pods) = Pods::create(3).await else { return };
+    let pods = Pods::create(3).await;
     provider::grains_work_end_to_end(&pods.maker()).await;
     pods.delete().await;
 }

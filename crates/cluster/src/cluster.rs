@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use protoactor_actor::prelude::*;
-use protoactor_actor::{Message, Subscription};
+use protoactor_actor::{DeliveryFailureKind, Message, Subscription};
 use protoactor_remote::Remote;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -156,7 +156,9 @@ impl Cluster {
         if config.name.is_empty() {
             return Err(Error::Config("the cluster name is empty".into()));
         }
-        let mut remote_config = config.remote.clone();
+        // Members of other clusters (and plain remote systems) are refused
+        // at the handshake as WrongCluster.
+        let mut remote_config = config.remote.clone().with_cluster_name(config.name.clone());
         register_messages(&mut remote_config);
         config.lookup.register_messages(remote_config.serialization_mut());
         let remote = Remote::new(system, remote_config);
@@ -475,6 +477,19 @@ impl Cluster {
                                 source: e,
                             });
                         }
+                        Err(protoactor_actor::Error::DeliveryFailed { kind: failure, reason, .. })
+                            if !retry_can_help(failure) =>
+                        {
+                            // The same message fails the same way on every attempt
+                            // (and the activation is fine): the caller learns now.
+                            return Err(Error::Undeliverable {
+                                kind: kind.to_string(),
+                                identity: identity.to_string(),
+                                member,
+                                failure,
+                                reason,
+                            });
+                        }
                         Err(e) => {
                             // Dead letter, terminated, undeliverable: the activation is gone.
                             inner.pid_cache.remove_by_value(identity, kind, &pid);
@@ -705,6 +720,21 @@ impl RecentChange {
     }
 }
 
+/// False for the delivery failures that a retry meets again: the message
+/// (its type, its size, its bytes) or the peer's cluster is wrong, not the
+/// moment. A gone endpoint, a member that left, a full queue or a TLS
+/// failure may be behind a grain that moves, so those are retried.
+fn retry_can_help(failure: DeliveryFailureKind) -> bool {
+    !matches!(
+        failure,
+        DeliveryFailureKind::UnknownType
+            | DeliveryFailureKind::Decode
+            | DeliveryFailureKind::TooLarge
+            | DeliveryFailureKind::NotSerializable
+            | DeliveryFailureKind::WrongCluster
+    )
+}
+
 /// Sleeps out a retry's backoff, or less: a topology change since the last
 /// attempt (a member died, left or joined) is what the retry waits for, so
 /// the next attempt starts as soon as one is seen.
@@ -721,6 +751,27 @@ async fn backoff_or_topology_change(
             } else {
                 tracing::debug!("topology changed; retrying without waiting out the backoff");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_the_moment_are_retried() {
+        for kind in DeliveryFailureKind::ALL {
+            let retried = matches!(
+                kind,
+                DeliveryFailureKind::EndpointGone
+                    | DeliveryFailureKind::BlockedMember
+                    | DeliveryFailureKind::QueueFull
+                    | DeliveryFailureKind::Tls
+                    | DeliveryFailureKind::ShuttingDown
+                    | DeliveryFailureKind::Other
+            );
+            assert_eq!(retry_can_help(kind), retried, "{kind:?}");
         }
     }
 }

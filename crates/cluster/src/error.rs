@@ -42,6 +42,24 @@ pub enum Error {
         /// What happened on the last attempt.
         reason: String,
     },
+    /// A request that no retry can deliver: the receiving member does not
+    /// know the message's type, cannot decode it, it is too large, or the
+    /// member belongs to another cluster. Returned at once, without retries.
+    #[error(
+        "request to {kind}/{identity} cannot be delivered to {member} ({failure}); retrying will not help: {reason}"
+    )]
+    Undeliverable {
+        /// The kind.
+        kind: String,
+        /// The identity.
+        identity: String,
+        /// The address of the activation tried.
+        member: String,
+        /// Why, as a kind.
+        failure: protoactor_actor::DeliveryFailureKind,
+        /// Why, in words (what to do about it).
+        reason: String,
+    },
     /// The grain answered with a type the caller did not ask for.
     #[error("request to {kind}/{identity}: {source}")]
     UnexpectedResponse {
@@ -104,4 +122,15 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid cluster configuration: {0}")]
     Config(String),
+}
+
+impl Error {
+    /// The delivery failure behind this error, if a message could not be
+    /// delivered for a reason retrying cannot fix.
+    pub fn delivery_kind(&self) -> Option<protoactor_actor::DeliveryFailureKind> {
+        match self {
+            Error::Undeliverable { failure, .. } => Some(*failure),
+            _ => None,
+        }
+    }
 }

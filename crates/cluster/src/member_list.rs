@@ -50,6 +50,9 @@ struct State {
     /// member at the same address (a restarted process has a new id).
     known_ids: HashSet<String>,
     blocked: HashMap<String, Instant>,
+    /// Blocked members that vanished from the provider's view (not blocked
+    /// by gossip or by hand): if they come back, this member was the one cut off.
+    vanished: HashSet<String>,
     /// Subscribers to every change ([`MemberList::events`]).
     subscribers: Vec<mpsc::UnboundedSender<ClusterTopology>>,
 }
@@ -105,6 +108,7 @@ impl MemberList {
                     last_view: Vec::new(),
                     known_ids: HashSet::new(),
                     blocked: HashMap::new(),
+                    vanished: HashSet::new(),
                     subscribers: Vec::new(),
                 }),
                 topology,
@@ -269,6 +273,16 @@ impl MemberList {
         let now = Instant::now();
         let ttl = inner.block_ttl;
         state.blocked.retain(|_, since| now.duration_since(*since) < ttl);
+        let State { vanished, blocked, .. } = &mut *state;
+        vanished.retain(|id| blocked.contains_key(id));
+        if on_minority_side_of_a_heal(state, &inner.self_id) {
+            tracing::warn!(
+                member = %inner.self_id,
+                "members this member blocked when they vanished are back and outnumber the members it sees: \
+                 it was the side cut off, and the others have blocked it"
+            );
+            state.blocked.insert(inner.self_id.clone(), now);
+        }
         if state.blocked.contains_key(&inner.self_id) {
             let _ = inner.effects.send(Effect::SelfBlocked);
             return;
@@ -302,6 +316,9 @@ impl MemberList {
             return;
         }
         for m in &left {
+            if !state.last_view.iter().any(|v| v.id == m.id) {
+                state.vanished.insert(m.id.clone());
+            }
             // A member that left never comes back under the same id.
             state.blocked.entry(m.id.clone()).or_insert(now);
             inner.remote.block(&m.id);
@@ -317,6 +334,22 @@ impl MemberList {
         inner.topology.send_replace(topology);
         let _ = inner.effects.send(Effect::Changed { event });
     }
+}
+
+/// After a partition heals both sides see each other alive again, each
+/// having blocked the other when it vanished. The side whose returning
+/// members outnumber the members it still sees (itself included) is the
+/// minority: the majority has blocked it, so it must step down (a blocked id
+/// never comes back; its process can rejoin under a new id). A tie keeps
+/// both sides: with no majority there is no safe choice. Clients (not in
+/// the provider's view) never step down.
+fn on_minority_side_of_a_heal(state: &State, self_id: &str) -> bool {
+    if !state.last_view.iter().any(|m| m.id == self_id) {
+        return false;
+    }
+    let returned = state.last_view.iter().filter(|m| state.vanished.contains(&m.id)).count();
+    let seen = state.last_view.iter().filter(|m| !state.blocked.contains_key(&m.id)).count();
+    returned > seen
 }
 
 fn sorted_blocked(state: &State) -> Vec<String> {
@@ -408,6 +441,59 @@ mod tests {
         list.block(["stranger"]);
         let e = events.recv().await.unwrap();
         assert!(e.joined.is_empty() && e.left.is_empty() && e.blocked.contains(&"stranger".to_string()), "{e:?}");
+        system.shutdown().await;
+    }
+
+    /// A list of `me` plus three peers, with a flag set when it blocks itself.
+    fn four(system: &ActorSystem) -> (MemberList, Member, Arc<std::sync::atomic::AtomicBool>) {
+        let remote = Remote::new(system, RemoteConfig::bind("127.0.0.1", 0));
+        let list = MemberList::new(system, &remote, Duration::from_secs(60));
+        let stepped_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stepped_down.clone();
+        list.on_self_blocked(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        let me = Member::new("127.0.0.1", 9_999, system.id(), vec![]);
+        list.update_cluster_topology(vec![me.clone(), member(1), member(2), member(3)]);
+        (list, me, stepped_down)
+    }
+
+    #[tokio::test]
+    async fn the_side_cut_off_steps_down_when_the_majority_it_blocked_comes_back() {
+        let system = ActorSystem::new();
+        let (list, me, stepped_down) = four(&system);
+        // Cut off: every peer vanishes from this member's view (and is blocked).
+        list.update_cluster_topology(vec![me.clone()]);
+        assert_eq!(list.blocked().len(), 3);
+        // Healed: the three are back; one member against three.
+        list.update_cluster_topology(vec![me.clone(), member(1), member(2), member(3)]);
+        assert!(list.is_blocked(&me.id), "the minority blocks itself");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stepped_down.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stepped_down.load(std::sync::atomic::Ordering::SeqCst), "it shuts down through on_self_blocked");
+        system.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_majority_keeps_its_place_when_the_member_it_cut_off_comes_back() {
+        let system = ActorSystem::new();
+        let (list, me, _) = four(&system);
+        list.update_cluster_topology(vec![me.clone(), member(1), member(2)]);
+        list.update_cluster_topology(vec![me.clone(), member(1), member(2), member(3)]);
+        assert!(!list.is_blocked(&me.id), "three against one: the majority stays");
+        assert!(list.is_blocked(&member(3).id), "and the returning member stays blocked");
+        system.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn members_blocked_while_still_listed_do_not_make_a_minority() {
+        // Two of four leave gracefully at once: gossip blocks them while the
+        // provider still lists them. They never vanished: no heal, no step down.
+        let system = ActorSystem::new();
+        let (list, me, _) = four(&system);
+        list.block([member(1).id, member(2).id, member(3).id]);
+        list.update_cluster_topology(vec![me.clone(), member(1), member(2), member(3)]);
+        assert!(!list.is_blocked(&me.id));
         system.shutdown().await;
     }
 }

@@ -492,6 +492,7 @@ pub(crate) mod tests {
             message_type: Some(MessageType::ConnectResponse(crate::proto::ConnectResponse {
                 member_id: "m".into(),
                 blocked: true,
+                cluster_name: Some("c".into()),
             })),
         };
         let mut bytes = hello.encode_to_vec();

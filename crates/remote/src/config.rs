@@ -32,6 +32,8 @@ pub struct RemoteConfig {
     pub(crate) max_pending_connections: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_handshake_size: usize,
+    pub(crate) cluster_name: String,
+    pub(crate) stall_timeout: Duration,
 }
 
 impl fmt::Debug for RemoteConfig {
@@ -49,6 +51,8 @@ impl fmt::Debug for RemoteConfig {
             .field("tls", &self.tls)
             .field("max_pending_connections", &self.max_pending_connections)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("cluster_name", &self.cluster_name)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -75,7 +79,36 @@ impl RemoteConfig {
             max_pending_connections: 64,
             handshake_timeout: Duration::from_secs(5),
             max_handshake_size: 64 * 1024,
+            cluster_name: String::new(),
+            stall_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// The name of the cluster this system belongs to (the cluster crate sets
+    /// it; a plain remote system leaves it empty). Both sides of a handshake
+    /// compare names and refuse a peer whose name differs, so a request to a
+    /// system of another cluster (or a plain system and a cluster member)
+    /// fails as [`DeliveryFailureKind::WrongCluster`](protoactor_actor::DeliveryFailureKind::WrongCluster)
+    /// instead of reaching it. A plain system that must talk to a cluster's
+    /// members takes the cluster's name.
+    pub fn with_cluster_name(mut self, name: impl Into<String>) -> Self {
+        self.cluster_name = name.into();
+        self
+    }
+
+    /// The cluster name (empty for a plain remote system).
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+
+    /// How long a connection may make no progress once it has shaken hands
+    /// (default 10 s): a peer that stops in the middle of a message, stops
+    /// taking what we send, or answers no HTTP/2 ping for this long has its
+    /// connection closed; the endpoint to it terminates
+    /// ([`EndpointTerminated`](crate::EndpointTerminated) says it stalled).
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout.max(Duration::from_millis(10));
+        self
     }
 
     /// The host other systems should use to reach this one (behind NAT or in
@@ -226,6 +259,8 @@ pub struct TlsConfig {
     require_client_auth: bool,
     domain_name: Option<String>,
     handshake_timeout: Duration,
+    /// The connecting side's rustls configuration, built once from the PEM.
+    client: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -258,9 +293,12 @@ impl TlsConfig {
             require_client_auth: false,
             domain_name: None,
             handshake_timeout: Duration::from_secs(10),
+            client: None,
         };
         tls.validate()?;
-        Ok(tls)
+        let client = crate::dial::client_config(&tls.ca_pem, &tls.cert_pem, &tls.key_pem)
+            .map_err(|e| Error::Tls(format!("the client side cannot use it: {e}")))?;
+        Ok(TlsConfig { client: Some(std::sync::Arc::new(client)), ..tls })
     }
 
     /// Mutual TLS: the server refuses connections that do not present a
@@ -277,6 +315,10 @@ impl TlsConfig {
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
     }
 
     /// The name the peer's certificate is verified against (and sent as SNI)
@@ -315,9 +357,6 @@ impl TlsConfig {
         tonic::transport::Server::builder()
             .tls_config(self.server())
             .map_err(|e| Error::Tls(format!("the server side cannot use it: {}", error_chain(&e))))?;
-        tonic::transport::Endpoint::from_static("https://localhost")
-            .tls_config(self.client())
-            .map_err(|e| Error::Tls(format!("the client side cannot use it: {}", error_chain(&e))))?;
         Ok(())
     }
 
@@ -331,15 +370,10 @@ impl TlsConfig {
         }
     }
 
-    /// The client half: the CA the server must chain to, and our identity for mutual TLS.
-    pub(crate) fn client(&self) -> tonic::transport::ClientTlsConfig {
-        let config = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
-            .identity(self.identity());
-        match &self.domain_name {
-            Some(name) => config.domain_name(name.clone()),
-            None => config,
-        }
+    /// The client half (see `dial`): the CA the server must chain to, our
+    /// identity for mutual TLS, and the name to verify the server as.
+    pub(crate) fn client(&self) -> Option<(std::sync::Arc<rustls::ClientConfig>, Option<String>)> {
+        self.client.clone().map(|config| (config, self.domain_name.clone()))
     }
 
     fn identity(&self) -> tonic::transport::Identity {

@@ -6,6 +6,7 @@
 //! once it is blocked.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -69,31 +70,47 @@ impl Connections {
         ConnectionStats { open: self.open.lock().len(), awaiting_handshake: self.pending.load(Ordering::Acquire) }
     }
 
-    /// Accepts connections for ever, yielding the admitted ones.
+    /// Accepts connections for ever, yielding the admitted ones. On a TLS
+    /// port a connection whose first bytes are not a TLS handshake is
+    /// screened out (see [`screen_plaintext`]).
     pub(crate) fn incoming(
         self: Arc<Self>,
         listener: TcpListener,
+        tls_handshake_timeout: Option<Duration>,
     ) -> impl futures_util::Stream<Item = Result<Guarded, io::Error>> + Send + 'static {
-        futures_util::stream::unfold((listener, self), |(listener, conns)| async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, peer)) => {
-                        // Replies from the server side would wait on Nagle's algorithm.
-                        let _ = stream.set_nodelay(true);
-                        if let Some(guarded) = conns.admit(stream, peer) {
-                            return Some((Ok(guarded), (listener, conns)));
+        let (screened_tx, screened) = tokio::sync::mpsc::unbounded_channel::<Guarded>();
+        let accepted = futures_util::stream::unfold((listener, self), move |(listener, conns)| {
+            let screened_tx = screened_tx.clone();
+            async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            // Replies from the server side would wait on Nagle's algorithm.
+                            let _ = stream.set_nodelay(true);
+                            let Some(guarded) = conns.admit(stream, peer) else { continue };
+                            let Some(timeout) = tls_handshake_timeout else {
+                                return Some((Ok(guarded), (listener, conns)));
+                            };
+                            // Each is screened on its own: a silent one holds up nobody.
+                            tokio::spawn(screen_plaintext(guarded, timeout, screened_tx.clone()));
                         }
-                    }
-                    Err(error) => {
-                        // Out of file descriptors, say: give others time to close theirs.
-                        if conns.refusals.allow() {
-                            tracing::warn!(%error, "accepting a connection failed");
+                        Err(error) => {
+                            // Out of file descriptors, say: give others time to close theirs.
+                            if conns.refusals.allow() {
+                                tracing::warn!(%error, "accepting a connection failed");
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                         }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
             }
-        })
+        });
+        let screened =
+            futures_util::stream::unfold(
+                screened,
+                |mut rx| async move { rx.recv().await.map(|guarded| (Ok(guarded), rx)) },
+            );
+        futures_util::stream::select(accepted, screened)
     }
 
     /// Admits `stream` if fewer than the cap are waiting for their handshake
@@ -126,7 +143,7 @@ impl Connections {
             }
         });
         let info = TcpConnectInfo { local_addr: stream.local_addr().ok(), remote_addr: Some(peer) };
-        Some(Guarded { io: stream, conn, conns: self.clone(), peer, info })
+        Some(Guarded { io: Some(stream), conn, conns: self.clone(), peer, info })
     }
 
     /// A handshake from `member` completed on the connection from `peer`.
@@ -165,6 +182,36 @@ impl Connections {
     }
 }
 
+/// A TLS alert record (fatal, protocol_version) in plain text, as a TLS
+/// server answers a client that does not speak TLS.
+const PLAINTEXT_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 70];
+
+/// On a TLS port: passes a connection that opens with a TLS handshake record
+/// on to the TLS acceptor. One that opens with anything else (a plain-text
+/// peer's HTTP/2 preface) gets a TLS alert, so that the peer can tell it
+/// reached a TLS port (its error is `Tls`, not a vanished peer), and is
+/// closed once it hangs up (closing with its bytes unread would reset the
+/// connection, and the reset can overtake the alert).
+async fn screen_plaintext(mut guarded: Guarded, timeout: Duration, pass: tokio::sync::mpsc::UnboundedSender<Guarded>) {
+    use tokio::io::AsyncWriteExt;
+    let Some(io) = guarded.io.as_mut() else { return };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, io.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 22 => {
+            let _ = pass.send(guarded);
+        }
+        Ok(Ok(n)) if n > 0 => {
+            let peer = guarded.peer;
+            if guarded.conns.refusals.allow() {
+                tracing::warn!(%peer, "refused a plain-text connection on this TLS port; configure TLS on both sides");
+            }
+            // Dropping it then closes it politely (see `Guarded`'s drop).
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(&PLAINTEXT_ALERT)).await;
+        }
+        _ => {}
+    }
+}
+
 impl Conn {
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -175,7 +222,8 @@ impl Conn {
 /// An accepted TCP connection that can be closed from outside: its reads
 /// and writes fail once it is, and the HTTP/2 server then drops it.
 pub(crate) struct Guarded {
-    io: TcpStream,
+    /// Taken only by the drop.
+    io: Option<TcpStream>,
     conn: Arc<Conn>,
     conns: Arc<Connections>,
     peer: SocketAddr,
@@ -188,8 +236,50 @@ fn closed_error() -> io::Error {
 
 impl Drop for Guarded {
     fn drop(&mut self) {
+        let stranger = self.conn.pending.load(Ordering::Acquire) && !self.conn.closed.load(Ordering::Acquire);
         self.conns.forget(self.peer, &self.conn);
+        // A stranger refused by TLS (its certificate, or plain text on a TLS
+        // port) was just sent an alert. Closing with its bytes unread would
+        // reset the connection, and a reset can overtake the alert: the peer
+        // would see a vanished server instead of a TLS failure. So: end our
+        // side, read until the peer hangs up (at most a second), then close.
+        if stranger
+            && let Some(io) = self.io.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(linger(io));
+        }
     }
+}
+
+async fn linger(mut io: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drained = async {
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+}
+
+impl Guarded {
+    fn io(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        match &mut self.io {
+            Some(io) => Ok(Pin::new(io)),
+            None => Err(closed_error()),
+        }
+    }
+}
+
+/// `Poll::Ready(Err(..))` unless `$io` is there.
+macro_rules! io_or_closed {
+    ($io:expr) => {
+        match $io {
+            Ok(io) => io,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    };
 }
 
 impl Connected for Guarded {
@@ -207,7 +297,7 @@ impl AsyncRead for Guarded {
         if this.conn.closed.load(Ordering::Acquire) {
             return Poll::Ready(Err(closed_error()));
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        io_or_closed!(this.io()).poll_read(cx, buf)
     }
 }
 
@@ -217,7 +307,7 @@ impl AsyncWrite for Guarded {
         if this.conn.closed.load(Ordering::Acquire) {
             return Poll::Ready(Err(closed_error()));
         }
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        io_or_closed!(this.io()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -229,51 +319,80 @@ impl AsyncWrite for Guarded {
         if this.conn.closed.load(Ordering::Acquire) {
             return Poll::Ready(Err(closed_error()));
         }
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        io_or_closed!(this.io()).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(|io| io.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        io_or_closed!(self.get_mut().io()).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        io_or_closed!(self.get_mut().io()).poll_shutdown(cx)
     }
 }
 
-/// A request body whose first gRPC message (the handshake) may announce at
-/// most `limit` bytes. tonic reserves a buffer of the announced length as
-/// soon as it reads a message's 5-byte prefix, so without this a stranger's
-/// stream that announces a 4 MiB message and stalls costs 4 MiB.
-pub(crate) struct FirstMessageLimit<B> {
+/// A request body that follows the gRPC messages in it, for two guards:
+///
+/// - the first message (the handshake) may announce at most `limit` bytes.
+///   tonic reserves a buffer of the announced length as soon as it reads a
+///   message's 5-byte prefix, so without this a stranger's stream that
+///   announces a 4 MiB message and stalls costs 4 MiB;
+/// - a peer that stops in the middle of a message for `stall` has its
+///   connection closed (the buffer reserved for the message goes with it):
+///   between messages a stream may be silent for as long as it likes.
+pub(crate) struct InboundBody<B> {
     inner: B,
     limit: usize,
     state: Prefix,
+    /// Past the first message.
+    first_done: bool,
+    stall: Duration,
+    /// Armed while the peer is silent in the middle of a message.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+    /// The connection to close when the peer stalls.
+    conn: Option<(Arc<Conn>, SocketAddr)>,
 }
 
 enum Prefix {
-    /// Reading the first message's prefix: `n` of its 5 bytes so far.
+    /// Reading a message's prefix: `n` of its 5 bytes so far.
     Header { bytes: [u8; 5], n: usize },
-    /// Inside the first message: this many bytes to go.
+    /// Inside a message: this many bytes to go.
     Body(usize),
-    /// Past the first message: nothing more to check.
-    Done,
 }
 
-impl<B> FirstMessageLimit<B> {
-    pub(crate) fn new(inner: B, limit: usize) -> Self {
-        FirstMessageLimit { inner, limit, state: Prefix::Header { bytes: [0; 5], n: 0 } }
+impl<B> InboundBody<B> {
+    pub(crate) fn new(inner: B, limit: usize, stall: Duration) -> Self {
+        InboundBody {
+            inner,
+            limit,
+            state: Prefix::Header { bytes: [0; 5], n: 0 },
+            first_done: false,
+            stall,
+            timer: None,
+            armed: false,
+            conn: None,
+        }
     }
 
-    /// Follows the first message through `data`; an error if it announces too much.
+    /// Closes the connection from `peer` (if still open) when the peer stalls.
+    pub(crate) fn closing(mut self, connections: &Connections, peer: Option<SocketAddr>) -> Self {
+        self.conn = peer.and_then(|p| connections.open.lock().get(&p).cloned().map(|c| (c, p)));
+        self
+    }
+
+    fn mid_message(&self) -> bool {
+        !matches!(self.state, Prefix::Header { n: 0, .. })
+    }
+
+    /// Follows the messages through `data`; an error if the first one announces too much.
     fn inspect(&mut self, mut data: &[u8]) -> Result<(), String> {
         while !data.is_empty() {
             match &mut self.state {
-                Prefix::Done => return Ok(()),
                 Prefix::Header { bytes, n } => {
                     let take = (5 - *n).min(data.len());
                     bytes[*n..*n + take].copy_from_slice(&data[..take]);
@@ -281,31 +400,62 @@ impl<B> FirstMessageLimit<B> {
                     data = &data[take..];
                     if *n == 5 {
                         let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-                        if len > self.limit {
+                        if !self.first_done && len > self.limit {
                             return Err(format!(
                                 "the first message announces {len} bytes; a handshake may have at most {} \
                                  (RemoteConfig::with_max_handshake_size)",
                                 self.limit
                             ));
                         }
-                        self.state = if len == 0 { Prefix::Done } else { Prefix::Body(len) };
+                        self.state = Prefix::Body(len);
                     }
                 }
                 Prefix::Body(left) => {
                     let take = (*left).min(data.len());
                     *left -= take;
                     data = &data[take..];
-                    if *left == 0 {
-                        self.state = Prefix::Done;
-                    }
                 }
+            }
+            if matches!(self.state, Prefix::Body(0)) {
+                self.first_done = true;
+                self.state = Prefix::Header { bytes: [0; 5], n: 0 };
             }
         }
         Ok(())
     }
+
+    /// The peer is silent: arms the stall timer if it is mid-message; an
+    /// error once the timer has run out.
+    fn silent(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        if !self.mid_message() {
+            self.armed = false;
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.stall;
+        if !self.armed {
+            self.armed = true;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        let Some(timer) = self.timer.as_mut() else { return Ok(()) };
+        if timer.as_mut().poll(cx).is_pending() {
+            return Ok(());
+        }
+        let reason = format!(
+            "the peer stalled in the middle of a message for {:?} (RemoteConfig::with_stall_timeout); its connection is closed",
+            self.stall
+        );
+        if let Some((conn, peer)) = &self.conn {
+            tracing::warn!(%peer, stall = ?self.stall, "closing a connection whose peer stalled in the middle of a message");
+            conn.close();
+        }
+        Err(reason)
+    }
 }
 
-impl<B> Body for FirstMessageLimit<B>
+impl<B> Body for InboundBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<tonic::codegen::StdError>,
@@ -319,10 +469,15 @@ where
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                return match this.silent(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(reason) => Poll::Ready(Some(Err(reason.into()))),
+                };
+            }
         };
-        if !matches!(this.state, Prefix::Done)
-            && let Some(data) = frame.data_ref()
+        this.armed = false;
+        if let Some(data) = frame.data_ref()
             && let Err(reason) = this.inspect(data.chunk())
         {
             return Poll::Ready(Some(Err(reason.into())));
@@ -351,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_first_message_over_the_limit_is_refused_even_when_its_prefix_is_split() {
-        let mut body = FirstMessageLimit::new((), 100);
+        let mut body = InboundBody::new((), 100, Duration::from_secs(1));
         let p = prefix(101);
         assert!(body.inspect(&p[..2]).is_ok());
         assert!(body.inspect(&p[2..]).is_err());
@@ -359,11 +514,28 @@ mod tests {
 
     #[test]
     fn only_the_first_message_is_limited() {
-        let mut body = FirstMessageLimit::new((), 100);
+        let mut body = InboundBody::new((), 100, Duration::from_secs(1));
         let mut data = prefix(3);
         data.extend_from_slice(b"abc");
-        data.extend_from_slice(&prefix(1_000_000));
         assert!(body.inspect(&data).is_ok());
-        assert!(matches!(body.state, Prefix::Done));
+        assert!(!body.mid_message(), "the handshake is complete");
+        assert!(body.inspect(&prefix(1_000_000)).is_ok());
+        assert!(body.mid_message(), "inside the second message");
+    }
+
+    #[test]
+    fn message_boundaries_are_followed_across_chunks() {
+        let mut body = InboundBody::new((), 100, Duration::from_secs(1));
+        let mut data = prefix(2);
+        data.extend_from_slice(b"ab");
+        data.extend_from_slice(&prefix(0));
+        data.extend_from_slice(&prefix(4));
+        data.extend_from_slice(b"abcd");
+        for chunk in data.chunks(3) {
+            assert!(body.inspect(chunk).is_ok());
+        }
+        assert!(!body.mid_message(), "three whole messages");
+        assert!(body.inspect(&data[..9]).is_ok());
+        assert!(body.mid_message(), "cut inside the second prefix");
     }
 }

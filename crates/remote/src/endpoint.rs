@@ -586,29 +586,107 @@ impl Stream for OutboundStream {
 
 enum ConnectError {
     Blocked,
+    /// The peer belongs to another cluster (the reason names both).
+    WrongCluster(String),
     Failed(DeliveryFailureKind, String),
 }
 
 /// Why a message was not delivered.
 pub(crate) type Failed = (DeliveryFailureKind, String);
 
-/// The kind of a failed connection attempt: TLS if the error chain says so.
-fn connect_failure(tls: bool, reason: String) -> ConnectError {
-    let lower = reason.to_ascii_lowercase();
-    let tls_error = ["certificate", "tls", "invalidcontenttype", "corrupt message", "unknownissuer", "alert"]
-        .iter()
-        .any(|needle| lower.contains(needle));
-    // A TLS client talking to a plaintext server reads garbage as a record
-    // header; a TLS server that does not trust our certificate hangs up
-    // right after the handshake (TLS 1.3), before HTTP/2 says a word.
-    let hung_up = lower.contains("invalid") || lower.contains("connection closed");
-    let kind = if tls_error || (tls && hung_up) { DeliveryFailureKind::Tls } else { DeliveryFailureKind::EndpointGone };
-    ConnectError::Failed(kind, reason)
+/// The kind of a failed connection attempt: TLS when the connection layer
+/// saw a TLS failure (`dial`) or a rustls error is among the error's
+/// sources; otherwise the peer is gone (refused, unreachable, hung up).
+fn connect_failure(dial: &crate::dial::DialState, error: &(dyn std::error::Error + 'static)) -> ConnectError {
+    let chain = crate::config::error_chain(error);
+    if let Some(reason) = dial.tls_failure() {
+        return ConnectError::Failed(DeliveryFailureKind::Tls, format!("{reason} ({chain})"));
+    }
+    let kind =
+        if crate::error::has_tls_source(error) { DeliveryFailureKind::Tls } else { DeliveryFailureKind::EndpointGone };
+    ConnectError::Failed(kind, chain)
+}
+
+/// What the connection's watchdog looks at, each tick.
+struct Watchdog<'a> {
+    ticker: &'a mut tokio::time::Interval,
+    progress: &'a mut Progress,
+    dial: Arc<crate::dial::DialState>,
 }
 
 enum Exit {
     Broken(String),
+    /// The peer stalled: it took none of what is queued, or nothing came
+    /// from it, for the stall timeout.
+    Stalled(String),
     Shutdown,
+}
+
+/// The write watchdog's memory: what the transport had taken at the last
+/// look, and since when messages have waited without it taking any.
+struct Progress {
+    sent: u64,
+    waiting_since: Option<std::time::Instant>,
+}
+
+/// The read watchdog's memory, for a connection we dialed: reads at the last
+/// look, and since when there has been none. HTTP/2 pings a silent peer after
+/// half the stall timeout, so a live one is never silent for the whole of it.
+struct Heard {
+    reads: u64,
+    since: std::time::Instant,
+}
+
+impl Heard {
+    fn new(dial: &crate::dial::DialState) -> Self {
+        Heard { reads: dial.reads(), since: std::time::Instant::now() }
+    }
+
+    /// How long the peer has been silent, if that is `timeout` or longer.
+    fn silent(&mut self, dial: &crate::dial::DialState, timeout: Duration) -> Option<Duration> {
+        let reads = dial.reads();
+        if reads != self.reads {
+            *self = Heard { reads, since: std::time::Instant::now() };
+            return None;
+        }
+        let silent = self.since.elapsed();
+        (silent >= timeout).then_some(silent)
+    }
+}
+
+impl Endpoint {
+    /// How long messages have waited for an open transport that takes none
+    /// of them, if that is the stall timeout or longer. Counts batches (no
+    /// clock on the send path): looked at a few times per timeout.
+    fn write_stalled(&self, progress: &mut Progress) -> Option<Duration> {
+        let outbox = self.outbox.lock();
+        let waiting = matches!(outbox.phase, Phase::Open | Phase::Closing)
+            && (outbox.queued > 0 || !outbox.priority.is_empty() || !outbox.sealed_priority.is_empty());
+        if !waiting || outbox.sent_batches != progress.sent {
+            progress.sent = outbox.sent_batches;
+            progress.waiting_since = waiting.then(std::time::Instant::now);
+            return None;
+        }
+        drop(outbox);
+        let waited = progress.waiting_since.get_or_insert_with(std::time::Instant::now).elapsed();
+        (waited >= self.remote.config.stall_timeout).then_some(waited)
+    }
+
+    fn stall_reason(&self, waited: Duration) -> String {
+        format!(
+            "the peer stalled: it took none of the messages queued for it for {waited:?} \
+             (RemoteConfig::with_stall_timeout is {:?}); its connection is closed",
+            self.remote.config.stall_timeout
+        )
+    }
+
+    /// How often the write watchdog looks.
+    fn stall_ticker(&self) -> tokio::time::Interval {
+        let period = (self.remote.config.stall_timeout / 4).max(Duration::from_millis(5));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    }
 }
 
 /// Keeps the endpoint connected: waits while a connection from the peer
@@ -624,6 +702,8 @@ impl Writer {
         let remote = endpoint.remote.clone();
         let mut shutdown = remote.shutdown.subscribe();
         let mut failures = 0u32;
+        let mut ticker = endpoint.stall_ticker();
+        let mut progress = Progress { sent: 0, waiting_since: None };
         loop {
             if *shutdown.borrow() {
                 return self.shut_down().await;
@@ -647,6 +727,15 @@ impl Writer {
                 tokio::select! {
                     () = &mut changed => continue,
                     _ = shutdown.changed() => return self.shut_down().await,
+                    _ = ticker.tick() => {
+                        if let Some(waited) = endpoint.write_stalled(&mut progress) {
+                            let reason = endpoint.stall_reason(waited);
+                            let closed = remote.close_inbound(&endpoint.address);
+                            tracing::warn!(address = %endpoint.address, closed, %reason, "closing a stalled peer's connection");
+                            return endpoint.terminate(DeliveryFailureKind::EndpointGone, &reason);
+                        }
+                        continue;
+                    }
                 }
             };
             let attempt = tokio::select! {
@@ -654,10 +743,15 @@ impl Writer {
                 _ = shutdown.changed() => return self.shut_down().await,
             };
             match attempt {
-                Ok((inbound, member)) => {
+                Ok((inbound, member, dial)) => {
                     failures = 0;
-                    match self.watch(inbound, &member, &mut shutdown).await {
+                    let watchdog = Watchdog { ticker: &mut ticker, progress: &mut progress, dial };
+                    match self.watch(inbound, &member, &mut shutdown, watchdog).await {
                         Exit::Shutdown => return self.shut_down().await,
+                        Exit::Stalled(reason) => {
+                            tracing::warn!(address = %endpoint.address, %reason, "closing a stalled peer's connection");
+                            return endpoint.terminate(DeliveryFailureKind::EndpointGone, &reason);
+                        }
                         Exit::Broken(reason) => {
                             tracing::debug!(address = %endpoint.address, %reason, "connection lost; reconnecting");
                         }
@@ -668,6 +762,10 @@ impl Writer {
                         DeliveryFailureKind::BlockedMember,
                         "the peer refused the connection: this system is on its block list",
                     );
+                }
+                Err(ConnectError::WrongCluster(reason)) => {
+                    tracing::warn!(address = %endpoint.address, %reason, "the peer belongs to another cluster");
+                    return endpoint.terminate(DeliveryFailureKind::WrongCluster, &reason);
                 }
                 Err(ConnectError::Failed(kind, reason)) => {
                     failures += 1;
@@ -708,21 +806,26 @@ impl Writer {
 
     /// Opens the stream and completes the handshake; the outbound stream
     /// starts draining the queues once the peer has accepted us.
-    async fn connect(&self, generation: u64) -> Result<(Streaming<Inbound>, String), ConnectError> {
+    async fn connect(
+        &self,
+        generation: u64,
+    ) -> Result<(Streaming<Inbound>, String, Arc<crate::dial::DialState>), ConnectError> {
         let remote = &self.endpoint.remote;
         let config = &remote.config;
-        let tls = config.tls.is_some();
-        let failed = |e: &dyn std::fmt::Display| connect_failure(tls, e.to_string());
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", self.endpoint.address))
+        let dialer = crate::dial::Dialer::new(config.tls.as_ref().and_then(|tls| tls.client()));
+        let dial = dialer.state();
+        let failed = |e: &(dyn std::error::Error + 'static)| connect_failure(&dial, e);
+        // TLS, if configured, is the dialer's (see `dial`), so the scheme is http.
+        let stall = config.stall_timeout;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.endpoint.address))
             .map_err(|e| failed(&e))?
             .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true);
-        if let Some(tls) = &config.tls {
-            endpoint = endpoint.tls_config(tls.client()).map_err(|e| failed(&crate::config::error_chain(&e)))?;
-        }
-        // The source chain says why (refused, certificate not trusted...).
-        let channel = endpoint.connect().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
+            // A peer that answers no ping is closed (see `with_stall_timeout`;
+            // later than the write watchdog, which can say why).
+            .http2_keep_alive_interval(stall / 2)
+            .keep_alive_timeout(stall)
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect_with_connector(dialer).await.map_err(|e| failed(&e))?;
         let mut client = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
@@ -732,12 +835,13 @@ impl Writer {
                     member_id: remote.system.id().to_string(),
                     address: remote.system.address().to_string(),
                     block_list: remote.blocked_members(),
+                    cluster_name: Some(config.cluster_name.clone()),
                 })),
             })),
         };
         let outbound = OutboundStream::new(self.endpoint.clone(), generation, hello, false);
         let handshake = async {
-            client.ready().await.map_err(|e| failed(&crate::config::error_chain(&e)))?;
+            client.ready().await.map_err(|e| failed(&e))?;
             let path = tonic::codegen::http::uri::PathAndQuery::from_static(crate::server::RECEIVE_PATH);
             let response =
                 client.streaming(tonic::Request::new(outbound), path, WireCodec).await.map_err(|e| failed(&e))?;
@@ -749,17 +853,26 @@ impl Writer {
                         remote.system.event_stream().publish(crate::remote::BlockedByPeer { address });
                         return Err(ConnectError::Blocked);
                     }
+                    // A peer from before cluster names says nothing and is not checked.
+                    if let Some(theirs) = r.cluster_name.as_ref().filter(|theirs| **theirs != config.cluster_name) {
+                        let address = &self.endpoint.address;
+                        let reason = crate::error::wrong_cluster(&r.member_id, address, theirs, &config.cluster_name);
+                        return Err(ConnectError::WrongCluster(reason));
+                    }
                     remote.learn_member(&r.member_id, &self.endpoint.address);
                     remote.system.event_stream().publish(EndpointConnected {
                         address: self.endpoint.address.to_string(),
                         member_id: r.member_id.clone(),
                     });
-                    Ok((inbound, r.member_id))
+                    Ok((inbound, r.member_id, dial.clone()))
                 }
-                other => Err(ConnectError::Failed(
-                    DeliveryFailureKind::EndpointGone,
-                    format!("expected a ConnectResponse, got {other:?}"),
-                )),
+                other => Err(match dial.tls_failure() {
+                    Some(reason) => ConnectError::Failed(DeliveryFailureKind::Tls, reason),
+                    None => ConnectError::Failed(
+                        DeliveryFailureKind::EndpointGone,
+                        format!("expected a ConnectResponse, got {other:?}"),
+                    ),
+                }),
             }
         };
         let inbound = tokio::time::timeout(config.connect_timeout, handshake)
@@ -779,7 +892,11 @@ impl Writer {
         mut inbound: Streaming<Inbound>,
         member: &str,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        watchdog: Watchdog<'_>,
     ) -> Exit {
+        let Watchdog { ticker, progress, dial } = watchdog;
+        let mut heard = Heard::new(&dial);
+        let stall = self.endpoint.remote.config.stall_timeout;
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
         // One waiter for the whole connection, not a new one per batch.
@@ -792,6 +909,18 @@ impl Writer {
                     return Exit::Shutdown;
                 }
                 m = inbound.message() => m,
+                _ = ticker.tick() => {
+                    if let Some(waited) = self.endpoint.write_stalled(progress) {
+                        return Exit::Stalled(self.endpoint.stall_reason(waited));
+                    }
+                    if let Some(silent) = heard.silent(&dial, stall) {
+                        return Exit::Stalled(format!(
+                            "the peer stalled: nothing came from it for {silent:?}, not even the answer to a ping \
+                             (RemoteConfig::with_stall_timeout is {stall:?}); its connection is closed"
+                        ));
+                    }
+                    continue;
+                }
             };
             match message {
                 Ok(Some(Inbound::Batch(batch))) => {

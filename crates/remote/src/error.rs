@@ -117,6 +117,43 @@ pub enum Error {
     Transport(String),
 }
 
+/// Why a handshake between systems of different clusters is refused, naming
+/// the peer and both clusters (the same words on both sides).
+pub(crate) fn wrong_cluster(peer_member: &str, peer_address: &str, theirs: &str, ours: &str) -> String {
+    let label = |name: &str| {
+        if name.is_empty() { "no cluster (a plain remote system)".to_string() } else { format!("cluster `{name}`") }
+    };
+    let peer = if peer_address.is_empty() {
+        format!("member {peer_member}")
+    } else {
+        format!("member {peer_member} at {peer_address}")
+    };
+    format!(
+        "{peer} belongs to {}, this system to {}: systems talk only within one cluster \
+         (`RemoteConfig::with_cluster_name`, set by `ClusterConfig::new`)",
+        label(theirs),
+        label(ours)
+    )
+}
+
+/// True if a rustls error is among `error`'s sources. An `io::Error`'s
+/// `source()` skips the error it wraps, so that one is looked at too.
+pub(crate) fn has_tls_source(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && has_tls_source(inner)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 impl Error {
     /// The kind of delivery failure this error stands for, when it stops a
     /// message from being delivered.

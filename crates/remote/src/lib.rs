@@ -39,6 +39,7 @@ mod batch;
 mod codec;
 mod config;
 mod conn;
+mod dial;
 mod endpoint;
 mod error;
 mod remote;
@@ -57,7 +58,7 @@ pub use activator::ACTIVATOR;
 pub use config::{RemoteConfig, TlsConfig};
 pub use conn::ConnectionStats;
 pub use error::Error;
-pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, Remote};
+pub use remote::{BlockedByPeer, EndpointConnected, EndpointTerminated, HandshakeRefused, Remote};
 pub use serialization::{JSON, PROTOBUF, Serialization};
 pub use wire::UndeliveredRemoteMessage;
 

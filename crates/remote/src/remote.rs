@@ -53,6 +53,23 @@ pub struct BlockedByPeer {
     pub address: String,
 }
 
+/// Published by the accepting side when it refuses a handshake: who tried,
+/// and why ([`BlockedMember`](DeliveryFailureKind::BlockedMember) or
+/// [`WrongCluster`](DeliveryFailureKind::WrongCluster)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeRefused {
+    /// The system id the peer gave.
+    pub member_id: String,
+    /// The address the peer gave (empty for a client connection).
+    pub address: String,
+    /// Where the connection came from.
+    pub peer: Option<SocketAddr>,
+    /// Why, as a kind.
+    pub kind: DeliveryFailureKind,
+    /// Why, in words.
+    pub reason: String,
+}
+
 /// Published when an outbound connection completed its handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConnected {
@@ -150,6 +167,13 @@ impl RemoteInner {
             .clone();
         let generation = if created { Some(1) } else { endpoint.attach_inbound() };
         generation.map(|g| (endpoint, g))
+    }
+
+    /// Closes the inbound connections of the members known to be at `address`.
+    pub(crate) fn close_inbound(&self, address: &str) -> usize {
+        let members: Vec<String> =
+            self.members.iter().filter(|m| &**m.value() == address).map(|m| m.key().clone()).collect();
+        members.iter().map(|m| self.connections.close_member(m)).sum()
     }
 
     pub(crate) fn endpoint_terminated(&self, endpoint: &Endpoint, failed: &Failed) {
@@ -290,10 +314,17 @@ impl Remote {
         // Our own accept loop: it caps connections that have not shaken
         // hands, closes them at their deadline, and closes a blocked
         // member's connections (see `conn`).
-        let incoming = self.inner.connections.clone().incoming(listener);
+        let incoming =
+            self.inner.connections.clone().incoming(listener, config.tls.as_ref().map(|tls| tls.handshake_timeout()));
         // One stream per peer and connection is all the protocol uses: a
         // stranger gets no room for many streams that each buffer a handshake.
-        let mut builder = tonic::transport::Server::builder().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        // A peer that answers no ping (frozen, or its half of the connection
+        // lost) is closed (see `with_stall_timeout`).
+        let stall = config.stall_timeout;
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_keepalive_interval(Some(stall / 2))
+            .http2_keepalive_timeout(Some(stall / 2));
         if let Some(tls) = &config.tls {
             builder = builder.tls_config(tls.server()).map_err(|e| {
                 Error::Tls(format!("the server cannot use the TLS configuration: {}", crate::config::error_chain(&e)))

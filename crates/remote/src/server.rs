@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use protoactor_actor::{DeliveryFailure, Envelope, Pid, SystemMessage};
+use protoactor_actor::{DeliveryFailure, DeliveryFailureKind, Envelope, Pid, SystemMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
@@ -16,7 +16,7 @@ use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
-use crate::conn::FirstMessageLimit;
+use crate::conn::InboundBody;
 use crate::endpoint::{Endpoint, OutboundStream};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectResponse, RemoteMessage, connect_request};
@@ -56,11 +56,25 @@ where
             return Box::pin(async { Ok(Status::unimplemented("only remote.Remoting/Receive is served").into_http()) });
         }
         let max = self.remote.config.max_frame_size;
-        let request = request.map(|body| FirstMessageLimit::new(body, self.remote.config.max_handshake_size));
+        let config = &self.remote.config;
+        let peer = peer_of(request.extensions());
+        let connections = &self.remote.connections;
+        let request = request.map(|body| {
+            InboundBody::new(body, config.max_handshake_size, config.stall_timeout).closing(connections, peer)
+        });
         let mut grpc = tonic::server::Grpc::new(WireCodec).apply_max_message_size_config(Some(max), Some(max));
         let service = ReceiveService { remote: self.remote.clone() };
         Box::pin(async move { Ok(grpc.streaming(service, request).await) })
     }
+}
+
+/// The address a request came from (its connection's, TLS or not).
+fn peer_of(extensions: &http::Extensions) -> Option<SocketAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(|i| i.remote_addr())
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr()))
 }
 
 struct ReceiveService {
@@ -116,25 +130,49 @@ async fn accept(
             return refuse(decide, Status::invalid_argument("the first message must be a ConnectRequest"));
         }
     };
-    let (member_id, address) = match connection {
+    let (member_id, address, their_cluster) = match connection {
         Some(connect_request::ConnectionType::ServerConnection(s)) => {
             if s.block_list.iter().any(|id| id == remote.system.id()) {
                 tracing::warn!(peer = %s.address, "the peer has blocked this system");
             }
-            (s.member_id, s.address)
+            (s.member_id, s.address, s.cluster_name)
         }
-        Some(connect_request::ConnectionType::ClientConnection(c)) => (c.member_id, String::new()),
+        Some(connect_request::ConnectionType::ClientConnection(c)) => (c.member_id, String::new(), c.cluster_name),
         None => return refuse(decide, Status::invalid_argument("ConnectRequest without a connection type")),
     };
+    let ours = &remote.config.cluster_name;
     let respond = |blocked| RemoteMessage {
         message_type: Some(MessageType::ConnectResponse(ConnectResponse {
             member_id: remote.system.id().to_string(),
             blocked,
+            cluster_name: Some(ours.clone()),
         })),
+    };
+    let refused = |kind, reason: String| {
+        let event = crate::remote::HandshakeRefused {
+            member_id: member_id.clone(),
+            address: address.clone(),
+            peer,
+            kind,
+            reason,
+        };
+        remote.system.event_stream().publish(event);
     };
     if remote.is_blocked(&member_id) {
         tracing::info!(member = %member_id, %address, "refused a blocked system");
+        refused(DeliveryFailureKind::BlockedMember, format!("the member {member_id} is blocked"));
         let _ = decide.send(Box::pin(futures_util::stream::iter([Ok(Outbound::Control(respond(true)))])));
+        return;
+    }
+    // A peer from before cluster names says nothing and is not checked.
+    if let Some(theirs) = their_cluster.filter(|theirs| theirs != ours) {
+        let reason = crate::error::wrong_cluster(&member_id, &address, &theirs, ours);
+        tracing::warn!(member = %member_id, %address, ?peer, "refused a system of another cluster: {reason}");
+        refused(DeliveryFailureKind::WrongCluster, reason.clone());
+        // The answer names our cluster (the peer reports WrongCluster); the
+        // status ends the stream for a peer that would not read the name.
+        let refusal = [Ok(Outbound::Control(respond(false))), Err(Status::failed_precondition(reason))];
+        let _ = decide.send(Box::pin(futures_util::stream::iter(refusal)));
         return;
     }
     tracing::debug!(member = %member_id, %address, "inbound stream connected");

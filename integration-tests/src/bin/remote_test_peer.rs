@@ -4,8 +4,8 @@
 //! `remote-test-peer [PORT]` (default 0: any free port) serves an actor named
 //! `echo` that answers each `Ping` with a `Pong` after the ping's delay,
 //! prints `READY <address>` and runs until it is killed or its stdin closes
-//! (so a test that dies leaves no orphan behind). `PEER_MAX_PENDING` and
-//! `PEER_HANDSHAKE_TIMEOUT_MS` set the port's guards.
+//! (so a test that dies leaves no orphan behind). `PEER_MAX_PENDING`,
+//! `PEER_HANDSHAKE_TIMEOUT_MS` and `PEER_STALL_TIMEOUT_MS` set the port's guards.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -53,6 +53,9 @@ async fn main() -> ExitCode {
     }
     if let Some(ms) = std::env::var("PEER_HANDSHAKE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
         config = config.with_handshake_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = std::env::var("PEER_STALL_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
+        config = config.with_stall_timeout(Duration::from_millis(ms));
     }
     let remote = Remote::new(&system, config);
     let address = match remote.start().await {

@@ -175,3 +175,66 @@ async fn a_retry_starts_when_the_topology_changes_not_after_its_backoff() {
     tracing::info!(took = ?started.elapsed(), "request across the member's loss");
     a.shutdown(true).await;
 }
+
+/// A message type that only the client registered.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OnlyOnClient {
+    #[prost(string, tag = "1")]
+    note: String,
+}
+
+impl prost::Name for OnlyOnClient {
+    const NAME: &'static str = "OnlyOnClient";
+    const PACKAGE: &'static str = "tests";
+}
+
+/// Failures that a retry meets again come back at once with their kind
+/// (`Error::Undeliverable`, after one attempt), not as a `RequestFailed`
+/// after the retries and the deadline: a type the member does not know,
+/// and a message too large for the frame limit. A grain whose member went
+/// away is retried (`a_retry_starts_when_the_topology_changes_not_after_its_backoff`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_no_retry_can_fix_return_at_once_with_their_kind() {
+    init_tracing();
+    let agent = protoactor_cluster::InMemoryAgent::new();
+    let activations = Arc::new(Activations::default());
+    let kinds = [echo_kind("echo", &activations)];
+    // Retries that would take the whole 120 s deadline if they were made.
+    let patient = |c: protoactor_cluster::ClusterConfig| {
+        c.with_retry(protoactor_cluster::RetryPolicy::new(1000, Duration::from_millis(100)))
+            .with_request_deadline(Duration::from_secs(120))
+    };
+    let member = start_member(patient(test_config(&agent, &kinds))).await;
+    let remote = test_remote().with_protobuf::<OnlyOnClient>().with_max_frame_size(16 * 1024);
+    let client = start_client(patient(test_config(&agent, &kinds)).with_remote(remote)).await;
+    assert!(wait_until(Duration::from_secs(10), || client.member_list().topology().members.len() == 1).await);
+    let _: Pong = client.request("g", "echo", Ping { message: "warm".into() }).await.expect("warm-up");
+
+    let unknown = client.request::<Pong, _>("g", "echo", OnlyOnClient { note: "?".into() }).await;
+    match &unknown {
+        Err(protoactor_cluster::Error::Undeliverable { failure, reason, member: at, .. }) => {
+            assert_eq!(*failure, protoactor_actor::DeliveryFailureKind::UnknownType);
+            assert!(reason.contains("tests.OnlyOnClient"), "names the type: {reason}");
+            assert_eq!(at, &*member.address());
+        }
+        other => panic!("expected Undeliverable(UnknownType), got {other:?}"),
+    }
+    assert_eq!(
+        unknown.as_ref().err().and_then(|e| e.delivery_kind()),
+        Some(protoactor_actor::DeliveryFailureKind::UnknownType)
+    );
+
+    let large = client.request::<Pong, _>("g", "echo", Ping { message: "x".repeat(64 * 1024) }).await;
+    match &large {
+        Err(protoactor_cluster::Error::Undeliverable { failure, .. }) => {
+            assert_eq!(*failure, protoactor_actor::DeliveryFailureKind::TooLarge)
+        }
+        other => panic!("expected Undeliverable(TooLarge), got {other:?}"),
+    }
+    // The grain is unharmed: the same activation answers.
+    let pong: Pong = client.request("g", "echo", Ping { message: "after".into() }).await.expect("still served");
+    assert_eq!(pong.count, 2, "the activation that answered the warm-up");
+    assert_eq!(activations.started(), 1);
+    client.shutdown(true).await;
+    member.shutdown(true).await;
+}

@@ -415,3 +415,76 @@ async fn requests_after_remoting_shut_down_fail_as_shutting_down() {
     a.system.shutdown().await;
     b.stop().await;
 }
+
+/// A delivery failure whose kind this version does not know (a newer peer's)
+/// reaches the requester as `Other`, with the peer's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_of_a_kind_this_version_does_not_know_arrives_as_other() {
+    use prost::Message as _;
+    use protoactor_remote::proto::remote_message::MessageType;
+    use protoactor_remote::proto::remoting_client::RemotingClient;
+    use protoactor_remote::proto::{
+        ConnectRequest, DeliveryFailure, MessageBatch, MessageEnvelope, RemoteMessage, ServerConnection,
+        connect_request,
+    };
+
+    let a = Node::start(config()).await;
+    // A hand-made peer at 127.0.0.1:1: a's messages for that address ride
+    // back on its stream (it connects from the host it claims).
+    let peer = "127.0.0.1:1";
+    let mut client = RemotingClient::connect(format!("http://{}", a.address)).await.expect("connect");
+    let (tx, rx) = mpsc::channel(4);
+    let hello = ConnectRequest {
+        connection_type: Some(connect_request::ConnectionType::ServerConnection(ServerConnection {
+            member_id: "newer".into(),
+            address: peer.into(),
+            block_list: vec![],
+            cluster_name: Some(String::new()),
+        })),
+    };
+    tx.send(RemoteMessage { message_type: Some(MessageType::ConnectRequest(hello)) }).await.expect("send");
+    let mut inbound =
+        client.receive(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("opens").into_inner();
+    let request = {
+        let system = a.system.clone();
+        tokio::spawn(async move {
+            system.root().request_future::<Pong, _>(&Pid::new(peer, "svc"), Ping(1), Duration::from_secs(30)).await
+        })
+    };
+    // Answer the request's sender with a failure of kind code 99.
+    let sender = loop {
+        match tokio::time::timeout(WAIT, inbound.message()).await.expect("a's request arrives").expect("stream") {
+            Some(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) }) => {
+                break batch.senders.first().cloned().expect("the request has a sender");
+            }
+            Some(_) => continue,
+            None => panic!("the stream ended"),
+        }
+    };
+    let failure = DeliveryFailure {
+        target: Some(protoactor_actor::proto::Pid { address: peer.into(), id: "svc".into(), request_id: 0 }),
+        kind: 99,
+        reason: "a reason from a newer version".into(),
+    };
+    let batch = MessageBatch {
+        type_names: vec!["remote.DeliveryFailure".into()],
+        targets: vec![sender.id.clone()],
+        envelopes: vec![MessageEnvelope {
+            type_id: 0,
+            message_data: failure.encode_to_vec(),
+            target: 0,
+            target_request_id: sender.request_id,
+            ..Default::default()
+        }],
+        senders: vec![],
+    };
+    tx.send(RemoteMessage { message_type: Some(MessageType::MessageBatch(batch)) }).await.expect("send");
+    match request.await.expect("task") {
+        Err(Error::DeliveryFailed { kind: DeliveryFailureKind::Other, reason, .. }) => {
+            assert_eq!(reason, "a reason from a newer version");
+        }
+        other => panic!("expected DeliveryFailed(Other), got {other:?}"),
+    }
+    drop(tx);
+    a.stop().await;
+}

@@ -5,11 +5,13 @@
 mod common;
 
 mod blocking;
+mod clusters;
 mod errors;
 mod fuzz_smoke;
 mod messaging;
 mod security;
 mod smoke;
 mod spawn;
+mod stalls;
 mod tls;
 mod watch;

@@ -180,6 +180,8 @@ fn connect_request_from(member_id: &str, claimed_address: &str) -> RemoteMessage
                 member_id: member_id.to_string(),
                 address: claimed_address.to_string(),
                 block_list: vec![],
+                // Says nothing, as a peer from before cluster names: not checked.
+                cluster_name: None,
             })),
         })),
     }
@@ -285,6 +287,7 @@ async fn streams_that_do_not_open_with_a_connect_request_are_refused() {
         let hello = ConnectRequest {
             connection_type: Some(connect_request::ConnectionType::ClientConnection(ClientConnection {
                 member_id: "client".into(),
+                cluster_name: None,
             })),
         };
         tx.send(RemoteMessage { message_type: Some(MessageType::ConnectRequest(hello)) }).await.expect("send");

@@ -107,9 +107,11 @@ async fn assert_round_trips(from: &ActorSystem, echo: &Pid) {
     }
 }
 
-/// A request from `from` to `echo` fails as a dead letter (the endpoint gave
-/// up: the connection was refused) well before its timeout, and the endpoint
-/// is reported terminated. Returns the termination reason.
+/// A request from `from` to `echo` fails with `kind` (the endpoint gave up:
+/// the connection was refused) well before its timeout, and the endpoint is
+/// reported terminated with that kind. Returns the termination reason. The
+/// kind comes from the error's type (a rustls error, or a TLS record where
+/// plain text was expected), never from its text.
 async fn assert_refused(from: &ActorSystem, echo: &Pid, kind: DeliveryFailureKind) -> String {
     let (_subscription, mut terminated) = from.event_stream().subscribe_channel::<EndpointTerminated>();
     let result = from.root().request_future::<Pong, _>(echo, Ping(1), Duration::from_secs(30)).await;
@@ -163,9 +165,10 @@ async fn tls_server_refuses_a_plain_text_peer_and_keeps_serving() {
     let (_b, rb, echo_b) = node_with_echo(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
     let (plain, rplain) = started(config()).await;
 
-    // A TLS server just hangs up on a plain-text client, which cannot tell
-    // that from a peer that went away.
-    assert_refused(&plain, &echo_b, DeliveryFailureKind::EndpointGone).await;
+    // The TLS port answers a plain-text client with a TLS alert before it
+    // hangs up, so the client knows it is TLS, not a peer that went away.
+    let reason = assert_refused(&plain, &echo_b, DeliveryFailureKind::Tls).await;
+    assert!(reason.contains("speaks TLS"), "{reason}");
 
     // The refused peer did not disturb the server: a TLS peer still gets through.
     let (good, rgood) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
@@ -210,7 +213,8 @@ async fn tls_client_refuses_a_plain_text_server() {
     let (_b, rb, echo_b) = node_with_echo(config()).await;
     let (a, ra) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
 
-    assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
+    let reason = assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
+    assert!(reason.contains("does not speak TLS"), "{reason}");
 
     ra.shutdown(false).await;
     rb.shutdown(true).await;
@@ -267,7 +271,8 @@ async fn mutual_tls_refuses_a_client_certificate_from_another_ca() {
     let (rstrict, strict, mut strict_got) =
         node_with_recorder(config().with_tls(tls(&ca.loopback_node(), &ca).require_client_auth(true))).await;
     let (a2, ra2) = started(stranger()).await;
-    assert_refused(&a2, &strict, DeliveryFailureKind::Tls).await;
+    let reason = assert_refused(&a2, &strict, DeliveryFailureKind::Tls).await;
+    assert!(reason.contains("refused the TLS handshake"), "the server's alert, not a hang-up: {reason}");
     assert!(strict_got.try_recv().is_err(), "nothing from the refused peer was delivered");
 
     // And a peer with a certificate from the right CA is served, both ways.
@@ -291,7 +296,8 @@ async fn domain_name_overrides_the_name_verified() {
     let (_b, rb, echo_b) = node_with_echo(config().with_tls(tls(&ca.node(&["node-b.test"]), &ca))).await;
 
     let (a, ra) = started(config().with_tls(tls(&ca.loopback_node(), &ca))).await;
-    assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
+    let reason = assert_refused(&a, &echo_b, DeliveryFailureKind::Tls).await;
+    assert!(reason.contains("certificate"), "{reason}");
 
     let (named, rnamed) =
         started(config().with_tls(tls(&ca.loopback_node(), &ca).with_domain_name("node-b.test"))).await;
