@@ -35,7 +35,9 @@
 //!
 //! The code: `cluster_demo/member.rs` (the member role),
 //! `cluster_demo/processes.rs` (starting and stopping member processes),
-//! `cluster_demo/load.rs` (the workers and what they measure),
+//! `cluster_demo/load.rs` (what the answers tell: where each grain lives,
+//! how the killed member's grains came back; the workers and their latency
+//! histograms are the chaos tool's, `crates/load`),
 //! `cluster_demo/orchestrator.rs` (the phases and the summary) and
 //! `cluster_demo/output.rs` (the progress line).
 

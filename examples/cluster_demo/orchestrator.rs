@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use protoactor_actor::ActorSystem;
@@ -11,7 +11,9 @@ use protoactor_cluster::Cluster;
 use protoactor_cluster_provider_automanaged::AutomanagedProvider;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::load::{Load, Stats, lock, percentile};
+use protoactor_load::{Histogram, Load, Stats, histogram};
+
+use crate::load::Grains;
 use crate::output::{Output, ms, secs, thousands};
 use crate::processes::{MemberProcess, free_ports};
 use crate::{CountReply, Increment, KIND};
@@ -22,6 +24,9 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 const JOIN_LIMIT: Duration = Duration::from_secs(30);
 /// Concurrent requests when activating the new grains after the replacement joined.
 const FRESH_CONCURRENCY: usize = 16;
+/// A request without any answer for this long counts as failed (hung); the
+/// cluster's own retries give up well before.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 /// The demo's options (every flag of `cluster_demo --help`). A new option is
 /// one field here; `resolve` checks it.
@@ -109,7 +114,12 @@ struct Outcome {
 struct Demo {
     out: Output,
     client: Cluster,
-    stats: Arc<Mutex<Stats>>,
+    grains: Arc<Grains>,
+    stats: Arc<Stats>,
+    /// Every latency of the run, merged once a second from the workers'.
+    total: Histogram<u64>,
+    /// Requests finished at the previous tick.
+    last_done: u64,
     started: Instant,
     ticks: tokio::time::Interval,
     last_tick: Instant,
@@ -133,17 +143,16 @@ impl Demo {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last_tick).max(Duration::from_millis(1));
         self.last_tick = now;
-        let (window, failed, back) = {
-            let mut stats = lock(&self.stats);
-            let back =
-                stats.recovery.as_ref().filter(|r| r.pending() > 0).map(|r| (r.grains() - r.pending(), r.grains()));
-            (stats.take_window(), stats.failed, back)
-        };
+        let window = self.merge();
+        let done = self.stats.answered() + failed(&self.stats);
+        let failed = failed(&self.stats);
+        let back = Some(self.grains.back()).filter(|_| self.grains.pending() > 0);
         #[allow(clippy::cast_precision_loss)]
-        let rate = window.done as f64 / elapsed.as_secs_f64();
+        let rate = (done - self.last_done) as f64 / elapsed.as_secs_f64();
+        self.last_done = done;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rate = thousands(rate.round() as u64);
-        let p99 = window.p99.map_or_else(|| "-".to_string(), ms);
+        let p99 = if window.is_empty() { "-".to_string() } else { ms(window.value_at_quantile(0.99)) };
         let mut line = format!(
             "[{:>4.0}s] {:<12} {rate:>8} req/s   p99 {p99:>9}   failed {failed}   members {}",
             self.started.elapsed().as_secs_f64(),
@@ -154,6 +163,14 @@ impl Demo {
             line.push_str(&format!("   grains back {back}/{of}"));
         }
         self.out.progress(&line);
+    }
+
+    /// Takes the workers' latencies since the last call into the run's total.
+    fn merge(&mut self) -> Histogram<u64> {
+        let window = self.stats.take_histogram();
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.total.add(&window);
+        window
     }
 
     /// Grains per member, by name, largest first.
@@ -239,14 +256,19 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     ));
 
-    let ids: Arc<Vec<String>> = Arc::new((0..args.grains).map(|i| format!("counter-{i:04}")).collect());
-    let stats = Arc::new(Mutex::new(Stats::new(args.grains)));
+    let ids: Vec<String> = (0..args.grains).map(|i| format!("counter-{i:04}")).collect();
+    let grains = Arc::new(Grains::new(client.clone(), ids));
+    let load = Load::start(grains.clone(), args.workers, HANG_LIMIT);
+    let stats = load.stats().clone();
     let mut ticks = tokio::time::interval_at(Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut demo = Demo {
         out,
         client: client.clone(),
+        grains: grains.clone(),
         stats: stats.clone(),
+        total: histogram(),
+        last_done: 0,
         started: Instant::now(),
         ticks,
         last_tick: Instant::now(),
@@ -260,46 +282,33 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         args.workers,
         args.grains - 1
     ));
-    let load = Load::start(&client, ids.clone(), args.workers, stats.clone());
     let mut all_active = false;
     let phase_end = Instant::now() + warm_time;
     while Instant::now() < phase_end || !all_active {
         demo.tick().await;
-        let all_active_at = lock(&stats).all_active_at;
+        let all_active_at = grains.all_active_at();
         if let (false, Some(at)) = (all_active, all_active_at) {
             all_active = true;
             demo.out.event(&format!(
                 "  all {} grains active, {} after the load started",
                 thousands(args.grains as u64),
-                secs(at.duration_since(demo.started.into_std()))
+                secs(at.saturating_duration_since(demo.started.into_std()))
             ));
         }
         if demo.started.elapsed() > warm_time + RECOVERY_LIMIT {
             break;
         }
     }
-    let placed = demo.distribution(lock(&stats).per_member());
+    let placed = demo.distribution(grains.per_member());
     demo.out.event(&format!("  grains per member: {}", listing(&placed)));
 
     // ---- kill the member hosting the most grains.
     let victim_name = placed.first().map(|(name, _)| name.clone()).unwrap_or_default();
     let victim_index = members.iter().position(|m| m.name == victim_name).unwrap_or(0);
     let mut victim = members.remove(victim_index);
-    let (victim_grains, killed_at, sample) = {
-        let mut s = lock(&stats);
-        victim.signal_kill()?;
-        let killed_at = Instant::now();
-        let n = s.start_recovery(&victim.address, killed_at.into_std());
-        let sample: Vec<String> = s
-            .placement
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.member == victim.address))
-            .take(4)
-            .map(|(i, _)| ids[i].clone())
-            .collect();
-        (n, killed_at, sample)
-    };
+    victim.signal_kill()?;
+    let killed_at = Instant::now();
+    let (victim_grains, sample) = grains.start_recovery(&victim.address, killed_at.into_std());
     victim.reap().await?;
     demo.phase = "after kill";
     demo.out.event(&format!(
@@ -342,10 +351,10 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
         }
         if recovered_after.is_none() {
-            let done = lock(&stats).recovery.as_ref().and_then(|r| r.recovered_after());
+            let done = grains.recovered_after();
             if let Some(after) = done {
                 recovered_after = Some(after);
-                let (moved, restarted) = moved_summary(&demo, &stats);
+                let (moved, restarted) = moved_summary(&demo);
                 demo.out.event(&format!(
                     "  all {} grains of {} answer again, the last {} after the kill: now on {}; {} started counting again at 1 (new activations)",
                     thousands(victim_grains as u64),
@@ -361,14 +370,14 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     }
     if recovered_after.is_none() {
-        let pending = lock(&stats).recovery.as_ref().map_or(0, |r| r.pending());
+        let pending = grains.pending();
         demo.out.event(&format!(
             "  NOT RECOVERED: {pending} grains of {} did not answer again within {}",
             victim.name,
             secs(RECOVERY_LIMIT)
         ));
     }
-    let (moved_to, restarted) = moved_summary(&demo, &stats);
+    let (moved_to, restarted) = moved_summary(&demo);
 
     // ---- a replacement on the dead member's health address.
     let replacement_name = format!("member-{}", args.members + 1);
@@ -419,7 +428,7 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // the replacement included.
     let fresh = (args.grains / 10).max(30);
     let mut activating = tokio::spawn(activate_fresh(client.clone(), stats.clone(), fresh));
-    let fresh_placed = loop {
+    let (fresh_placed, fresh_acknowledged) = loop {
         tokio::select! {
             _ = demo.tick() => {}
             placed = &mut activating => break placed?,
@@ -470,31 +479,37 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // With persistence, every journal is read back once the members left.
     let persisted = match &store {
         Some(store) => {
-            let acknowledged = lock(&stats).acknowledged.clone();
+            let mut acknowledged = grains.acknowledged();
+            acknowledged.extend(fresh_acknowledged);
             Some(store.verify(&acknowledged).await)
         }
         None => None,
     };
-    let pass = summary(&mut demo.out, &lock(&stats), &outcome, args.grains, load_elapsed, persisted);
+    demo.merge();
+    let pass = summary(&mut demo.out, &stats, &demo.total, &outcome, args.grains, load_elapsed, persisted);
     Ok(if pass { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Where the killed member's grains answer from now, and how many started over.
-fn moved_summary(demo: &Demo, stats: &Mutex<Stats>) -> (Vec<(String, usize)>, usize) {
-    let stats = lock(stats);
-    let Some(recovery) = &stats.recovery else { return (Vec::new(), 0) };
+fn moved_summary(demo: &Demo) -> (Vec<(String, usize)>, usize) {
+    let moved = demo.grains.moved();
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for m in &recovery.moved {
+    for m in &moved {
         *counts.entry(m.to.clone()).or_default() += 1;
     }
-    let restarted = recovery.moved.iter().filter(|m| m.restarted).count();
+    let restarted = moved.iter().filter(|m| m.restarted).count();
     (demo.distribution(counts), restarted)
 }
 
 /// Activates `n` new grains, [`FRESH_CONCURRENCY`] at a time; returns how
-/// many landed on each member address.
-async fn activate_fresh(client: Cluster, stats: Arc<Mutex<Stats>>, n: usize) -> HashMap<String, usize> {
+/// many landed on each member address, and the acknowledged increments.
+async fn activate_fresh(
+    client: Cluster,
+    stats: Arc<Stats>,
+    n: usize,
+) -> (HashMap<String, usize>, HashMap<String, u64>) {
     let mut placed = HashMap::new();
+    let mut acknowledged = HashMap::new();
     let mut running = tokio::task::JoinSet::new();
     let mut next = 0;
     loop {
@@ -504,14 +519,18 @@ async fn activate_fresh(client: Cluster, stats: Arc<Mutex<Stats>>, n: usize) -> 
             running.spawn(async move {
                 let started = std::time::Instant::now();
                 let result = client.request::<CountReply, _>(&identity, KIND, Increment::next()).await;
-                lock(&stats).record(&identity, None, &result, started.elapsed());
-                result.ok().map(|r| r.member)
+                let member = result.as_ref().ok().map(|r| r.member.clone());
+                stats.record(started, result.map(drop).map_err(|e| format!("{identity}: {e}")));
+                member.map(|m| (identity, m))
             });
         }
         match running.join_next().await {
-            Some(Ok(Some(member))) => *placed.entry(member).or_default() += 1,
+            Some(Ok(Some((identity, member)))) => {
+                *placed.entry(member).or_default() += 1;
+                acknowledged.insert(identity, 1);
+            }
             Some(_) => {}
-            None => return placed,
+            None => return (placed, acknowledged),
         }
     }
 }
@@ -520,15 +539,15 @@ async fn activate_fresh(client: Cluster, stats: Arc<Mutex<Stats>>, n: usize) -> 
 fn summary(
     out: &mut Output,
     stats: &Stats,
+    latencies: &Histogram<u64>,
     o: &Outcome,
     grains: usize,
     load_time: Duration,
     persisted: Option<(String, bool)>,
 ) -> bool {
-    let mut sorted = stats.latencies.clone();
-    sorted.sort_unstable();
-    let at = |q: f64| percentile(&sorted, q).map_or_else(|| "-".to_string(), ms);
-    let requests = stats.ok + stats.failed;
+    let at = |q: f64| if latencies.is_empty() { "-".to_string() } else { ms(latencies.value_at_quantile(q)) };
+    let failed = failed(stats);
+    let requests = stats.answered() + failed;
     #[allow(clippy::cast_precision_loss)]
     let rate = requests as f64 / load_time.as_secs_f64().max(0.001);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -536,11 +555,11 @@ fn summary(
     let recovered = o.recovered_after.is_some();
     let joined = o.joined_after.is_some();
     let persisted_ok = persisted.as_ref().is_none_or(|(_, ok)| *ok);
-    let pass = stats.failed == 0 && recovered && joined && persisted_ok;
+    let pass = failed == 0 && recovered && joined && persisted_ok;
     let or_never = |d: Option<Duration>| d.map_or_else(|| "never".to_string(), secs);
     let mut rows: Vec<(&str, String)> = vec![
         ("requests", format!("{} ({}/s over {})", thousands(requests), thousands(rate), secs(load_time))),
-        ("failed requests", format!("{} (no answer after the cluster's retries)", thousands(stats.failed))),
+        ("failed requests", format!("{} (no answer after the cluster's retries)", thousands(failed))),
         ("latency p50 / p99 / max", format!("{} / {} / {}", at(0.5), at(0.99), at(1.0))),
         ("members at start / end", format!("{} / {}", o.members_at_start, o.members_at_end)),
         ("grains", format!("{} (+{} new after the replacement joined)", thousands(grains as u64), o.fresh)),
@@ -574,15 +593,15 @@ fn summary(
     for (label, value) in rows {
         out.event(&format!("  {label:<28} {value}"));
     }
-    for e in &stats.errors {
+    for e in &stats.errors() {
         out.event(&format!("  error: {e}"));
     }
     let verdict = if pass {
         "PASS: 0 failed requests, every grain of the killed member answered again, the replacement joined".to_string()
     } else {
         let mut why = Vec::new();
-        if stats.failed > 0 {
-            why.push(format!("{} failed requests", stats.failed));
+        if failed > 0 {
+            why.push(format!("{failed} failed requests"));
         }
         if !recovered {
             why.push("grains of the killed member did not all answer again".into());
@@ -597,4 +616,10 @@ fn summary(
     };
     out.event(&format!("  {:<28} {verdict}", "result"));
     pass
+}
+
+/// Requests that got no answer: an error after the cluster's retries, or
+/// none at all within [`HANG_LIMIT`].
+fn failed(stats: &Stats) -> u64 {
+    stats.failed() + stats.hung()
 }

@@ -62,8 +62,8 @@ pub(crate) fn thousands(n: u64) -> String {
 }
 
 /// A latency in microseconds as milliseconds, e.g. `3.2 ms`.
-pub(crate) fn ms(micros: u32) -> String {
-    format!("{:.1} ms", f64::from(micros) / 1000.0)
+pub(crate) fn ms(micros: u64) -> String {
+    format!("{:.1} ms", Duration::from_micros(micros).as_secs_f64() * 1000.0)
 }
 
 /// A duration in seconds with one decimal, e.g. `2.4 s`.

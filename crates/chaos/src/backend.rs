@@ -5,11 +5,15 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
-use protoactor_cluster::ClusterConfig;
+use std::sync::Arc;
+
+use protoactor_cluster::{ClusterConfig, IdentityLookup};
 use protoactor_cluster_provider_automanaged::{AutomanagedConfig, AutomanagedProvider};
 use protoactor_cluster_provider_etcd::{EtcdConfig, EtcdProvider};
 use protoactor_cluster_provider_zk::{ZkConfig, ZkProvider};
+use protoactor_identity_lookup_mongo::MongoIdentityLookup;
 use protoactor_identity_lookup_partition::PartitionIdentityLookup;
+use protoactor_identity_lookup_redis::RedisIdentityLookup;
 use protoactor_remote::RemoteConfig;
 
 use crate::proto::{CountReply, Increment};
@@ -38,6 +42,19 @@ pub enum LookupKind {
     /// Partition by rendezvous hashing (no storage; duplicates possible while
     /// the topology is in flux).
     Partition,
+    /// Activations stored in Redis (a server started for the run, or `--lookup-url`).
+    Redis,
+    /// Activations stored in MongoDB (the testkit's stand-in started for the
+    /// run, or `--lookup-url`).
+    Mongo,
+}
+
+impl LookupKind {
+    /// True if the lookup keeps activations in a store, so a grain is never
+    /// live twice, faults included.
+    pub fn has_store(self) -> bool {
+        self != LookupKind::Partition
+    }
 }
 
 /// Where counter grains keep their counts.
@@ -72,30 +89,44 @@ pub(crate) fn detection_window(provider: ProviderKind) -> Duration {
     }
 }
 
+/// The identity lookup of every process of a run; `url` is its server
+/// (Redis, MongoDB).
+fn identity_lookup(lookup: LookupKind, url: &str) -> Result<Arc<dyn IdentityLookup>, crate::Error> {
+    Ok(match lookup {
+        LookupKind::Partition => Arc::new(PartitionIdentityLookup::new()),
+        LookupKind::Redis => Arc::new(
+            RedisIdentityLookup::new(url)
+                .map_err(|e| crate::Error::Member(format!("--lookup redis at `{url}`: {e}")))?,
+        ),
+        LookupKind::Mongo => Arc::new(MongoIdentityLookup::new(url)),
+    })
+}
+
 /// The configuration of a member (`health_port` is `Some`) or of the tool's
-/// client; `endpoint` is the provider's server (etcd, ZooKeeper); `host` the
-/// address to bind (127.0.0.1, or the process's address in its namespace).
+/// client; `endpoint` is the provider's server (etcd, ZooKeeper),
+/// `lookup_url` the lookup's (Redis, MongoDB); `host` the address to bind
+/// (127.0.0.1, or the process's address in its namespace).
 pub(crate) fn cluster_config(
     provider: ProviderKind,
     lookup: LookupKind,
     peers: &[String],
     health_port: Option<u16>,
     endpoint: &str,
+    lookup_url: &str,
     host: &str,
-) -> ClusterConfig {
+) -> Result<ClusterConfig, crate::Error> {
     let remote = RemoteConfig::bind(host, 0).with_protobuf::<Increment>().with_protobuf::<CountReply>();
-    let config = match (provider, lookup) {
-        (ProviderKind::Etcd, LookupKind::Partition) => ClusterConfig::new(
-            CLUSTER,
-            EtcdProvider::new(EtcdConfig::new([endpoint]).with_ttl(ETCD_TTL)),
-            PartitionIdentityLookup::new(),
-        ),
-        (ProviderKind::Zookeeper, LookupKind::Partition) => ClusterConfig::new(
+    let lookup = identity_lookup(lookup, lookup_url)?;
+    let config = match provider {
+        ProviderKind::Etcd => {
+            ClusterConfig::new(CLUSTER, EtcdProvider::new(EtcdConfig::new([endpoint]).with_ttl(ETCD_TTL)), lookup)
+        }
+        ProviderKind::Zookeeper => ClusterConfig::new(
             CLUSTER,
             ZkProvider::new(ZkConfig::new(endpoint).with_session_timeout(ZK_SESSION)),
-            PartitionIdentityLookup::new(),
+            lookup,
         ),
-        (ProviderKind::Automanaged, LookupKind::Partition) => {
+        ProviderKind::Automanaged => {
             let mut automanaged = AutomanagedConfig::new(peers.to_vec())
                 .with_poll_interval(POLL_INTERVAL)
                 .with_timeout(Duration::from_secs(1))
@@ -103,8 +134,8 @@ pub(crate) fn cluster_config(
             if let Some(port) = health_port {
                 automanaged = automanaged.with_bind(host, port);
             }
-            ClusterConfig::new(CLUSTER, AutomanagedProvider::new(automanaged), PartitionIdentityLookup::new())
+            ClusterConfig::new(CLUSTER, AutomanagedProvider::new(automanaged), lookup)
         }
     };
-    config.with_remote(remote)
+    Ok(config.with_remote(remote))
 }

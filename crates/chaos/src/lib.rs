@@ -72,7 +72,8 @@ pub enum Fault {
     /// Every member in turn leaves gracefully and a replacement joins.
     Rolling,
     /// Restart the run's servers under load: the provider's (etcd,
-    /// ZooKeeper) and PostgreSQL (`--persist postgres`).
+    /// ZooKeeper), the lookup's (Redis, the MongoDB stand-in) and
+    /// PostgreSQL (`--persist postgres`).
     Store,
     /// Cut one member off the network (its veth down; members then run in
     /// their own network namespaces, which needs root) for 10 s (5 s with
@@ -129,9 +130,15 @@ pub struct RunArgs {
     /// Membership provider.
     #[arg(long, value_enum, default_value = "automanaged")]
     pub provider: ProviderKind,
-    /// Identity lookup.
+    /// Identity lookup; `redis` and `mongo` start a throwaway server
+    /// (Redis, the MongoDB stand-in or `MONGODB_URI`) unless --lookup-url
+    /// names one.
     #[arg(long, value_enum, default_value = "partition")]
     pub lookup: LookupKind,
+    /// The lookup's server, e.g. `redis://127.0.0.1:6379/` or
+    /// `mongodb://127.0.0.1:27017/` (`--faults store` cannot restart it).
+    #[arg(long, value_name = "URL")]
+    pub lookup_url: Option<String>,
     /// Persisted counters (the run then also counts acknowledged updates
     /// lost); `postgres` starts a throwaway server unless
     /// `PROTOACTOR_CHAOS_POSTGRES` holds a connection string.

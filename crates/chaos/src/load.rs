@@ -1,31 +1,19 @@
-//! The load: workers each sending one request at a time, round-robin over
-//! the grains (or the baseline's plain actors). Each worker keeps its own
-//! HDR histogram behind its own (uncontended) lock; the sampler merges and
-//! resets them once a second, so memory stays constant however long a run is.
+//! The load: the shared workers of `protoactor-load` (per-worker HDR
+//! histograms merged once a second, no lock shared on the request path),
+//! sending to the grains or, in the baseline, to the plain actors.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use protoactor_actor::Pid;
 use protoactor_cluster::Cluster;
+use protoactor_load::Stats;
+pub(crate) use protoactor_load::{histogram, lock};
 
 use crate::backend::KIND;
 use crate::proto::{CountReply, Increment};
-
-/// Highest latency a histogram tracks (µs): a minute.
-const MAX_MICROS: u64 = 60_000_000;
-
-/// A histogram of latencies in µs, 3 significant digits.
-pub(crate) fn histogram() -> Histogram<u64> {
-    // The constructor fails only for invalid bounds; these are constants.
-    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("1 µs .. 60 s at 3 significant digits is a valid histogram")
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What the workers send to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,75 +27,6 @@ pub(crate) enum Mode {
     Idle = 2,
 }
 
-/// Counts, shared by all workers (atomics: no lock on the request path).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) sent: AtomicU64,
-    pub(crate) answered: AtomicU64,
-    /// Answered with an error (after the cluster's retries).
-    pub(crate) failed: AtomicU64,
-    /// No answer at all within the hang limit: the tool gave up waiting.
-    pub(crate) hung: AtomicU64,
-}
-
-/// State shared by the workers and the sampler.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    pub(crate) histograms: Vec<Mutex<Histogram<u64>>>,
-    /// Acknowledged increments per grain index.
-    pub(crate) acknowledged: Vec<AtomicU64>,
-    pub(crate) mode: AtomicU8,
-    /// The first few error messages.
-    pub(crate) errors: Mutex<Vec<String>>,
-    /// Every failed or hung request: (started, ended) in ms since `epoch`.
-    pub(crate) failures: Mutex<Vec<(u64, u64)>>,
-    /// Time zero of the failure records.
-    pub(crate) epoch: Instant,
-}
-
-impl Shared {
-    pub(crate) fn mode(&self) -> Mode {
-        match self.mode.load(Ordering::Relaxed) {
-            0 => Mode::Plain,
-            1 => Mode::Cluster,
-            _ => Mode::Idle,
-        }
-    }
-
-    pub(crate) fn set_mode(&self, mode: Mode) {
-        self.mode.store(mode as u8, Ordering::Relaxed);
-    }
-
-    /// Keeps when a failed request started and ended (the first million).
-    fn record_failure(&self, started: Instant) {
-        let ms = |t: Instant| u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
-        let mut failures = lock(&self.failures);
-        if failures.len() < 1_000_000 {
-            failures.push((ms(started), ms(Instant::now())));
-        }
-    }
-
-    /// Takes (and resets) every worker's histogram, merged into one.
-    pub(crate) fn take_histogram(&self) -> Histogram<u64> {
-        let mut merged = histogram();
-        for h in &self.histograms {
-            let mut h = lock(h);
-            let _ = merged.add(&*h);
-            h.reset();
-        }
-        merged
-    }
-}
-
-/// Running workers.
-#[derive(Debug)]
-pub(crate) struct Load {
-    pub(crate) shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
 /// What the workers address.
 #[derive(Debug)]
 pub(crate) struct Targets {
@@ -117,91 +36,101 @@ pub(crate) struct Targets {
     pub(crate) plain: Vec<Pid>,
 }
 
-/// Errors kept to show.
-const ERRORS_KEPT: usize = 8;
+/// The grains and plain actors as a `protoactor_load::Target`.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    cluster: Cluster,
+    targets: Arc<Targets>,
+    mode: AtomicU8,
+    hang: Duration,
+    /// Acknowledged increments per grain index.
+    pub(crate) acknowledged: Vec<AtomicU64>,
+}
+
+impl Counters {
+    fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Relaxed) {
+            0 => Mode::Plain,
+            1 => Mode::Cluster,
+            _ => Mode::Idle,
+        }
+    }
+}
+
+impl protoactor_load::Target for Counters {
+    fn len(&self) -> usize {
+        self.targets.ids.len()
+    }
+
+    fn active(&self) -> bool {
+        self.mode() != Mode::Idle
+    }
+
+    async fn request(&self, grain: usize) -> Result<(), String> {
+        match self.mode() {
+            Mode::Plain => {
+                let root = self.cluster.system().root();
+                root.request_future::<CountReply, _>(&self.targets.plain[grain], Increment::next(), self.hang)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            _ => {
+                self.cluster
+                    .request::<CountReply, _>(&self.targets.ids[grain], KIND, Increment::next())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.acknowledged[grain].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// State shared by the workers and the sampler.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub(crate) fn mode(&self) -> Mode {
+        self.counters.mode()
+    }
+
+    pub(crate) fn set_mode(&self, mode: Mode) {
+        self.counters.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// Takes (and resets) every worker's histogram, merged into one.
+    pub(crate) fn take_histogram(&self) -> Histogram<u64> {
+        self.stats.take_histogram()
+    }
+}
+
+/// Running workers.
+#[derive(Debug)]
+pub(crate) struct Load {
+    pub(crate) shared: Arc<Shared>,
+    load: protoactor_load::Load,
+}
 
 impl Load {
     pub(crate) fn start(cluster: &Cluster, targets: Arc<Targets>, workers: usize, hang: Duration) -> Load {
-        let shared = Arc::new(Shared {
-            counters: Counters::default(),
-            histograms: (0..workers).map(|_| Mutex::new(histogram())).collect(),
+        let counters = Arc::new(Counters {
+            cluster: cluster.clone(),
             acknowledged: (0..targets.ids.len()).map(|_| AtomicU64::new(0)).collect(),
+            targets,
             mode: AtomicU8::new(Mode::Idle as u8),
-            errors: Mutex::new(Vec::new()),
-            failures: Mutex::new(Vec::new()),
-            epoch: Instant::now(),
+            hang,
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..workers)
-            .map(|worker| {
-                let (cluster, targets, shared, stop, next) =
-                    (cluster.clone(), targets.clone(), shared.clone(), stop.clone(), next.clone());
-                tokio::spawn(async move {
-                    let root = cluster.system().root();
-                    while !stop.load(Ordering::Relaxed) {
-                        let mode = shared.mode();
-                        if mode == Mode::Idle {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                        let grain = next.fetch_add(1, Ordering::Relaxed) % targets.ids.len();
-                        shared.counters.sent.fetch_add(1, Ordering::Relaxed);
-                        let started = Instant::now();
-                        let result = match mode {
-                            Mode::Plain => {
-                                tokio::time::timeout(hang, async {
-                                    root.request_future::<CountReply, _>(&targets.plain[grain], Increment::next(), hang)
-                                        .await
-                                        .map_err(|e| e.to_string())
-                                })
-                                .await
-                            }
-                            _ => {
-                                tokio::time::timeout(hang, async {
-                                    cluster
-                                        .request::<CountReply, _>(&targets.ids[grain], KIND, Increment::next())
-                                        .await
-                                        .map_err(|e| e.to_string())
-                                })
-                                .await
-                            }
-                        };
-                        match result {
-                            Ok(Ok(_)) => {
-                                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(MAX_MICROS);
-                                let _ = lock(&shared.histograms[worker]).record(micros.clamp(1, MAX_MICROS));
-                                shared.counters.answered.fetch_add(1, Ordering::Relaxed);
-                                if mode == Mode::Cluster {
-                                    shared.acknowledged[grain].fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                            Ok(Err(e)) => {
-                                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                                shared.record_failure(started);
-                                let mut errors = lock(&shared.errors);
-                                if errors.len() < ERRORS_KEPT {
-                                    errors.push(e);
-                                }
-                            }
-                            Err(_) => {
-                                shared.counters.hung.fetch_add(1, Ordering::Relaxed);
-                                shared.record_failure(started);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load { shared, stop, tasks }
+        let load = protoactor_load::Load::start(counters.clone(), workers, hang);
+        Load { shared: Arc::new(Shared { counters, stats: load.stats().clone() }), load }
     }
 
     /// Stops the workers once their current requests finish.
     pub(crate) async fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.load.stop().await;
     }
 }
 
@@ -220,7 +149,7 @@ pub(crate) async fn activate_all(cluster: &Cluster, targets: Arc<Targets>, share
                     let Some(id) = targets.ids.get(i) else { break };
                     match cluster.request::<CountReply, _>(id, KIND, Increment::next()).await {
                         Ok(_) => {
-                            shared.acknowledged[i].fetch_add(1, Ordering::Relaxed);
+                            shared.counters.acknowledged[i].fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) => {
                             failed.fetch_add(1, Ordering::Relaxed);

@@ -50,6 +50,9 @@ pub struct MemberArgs {
     /// The provider's server (etcd endpoint, ZooKeeper connect string).
     #[arg(long, default_value = "")]
     endpoint: String,
+    /// The lookup's server (Redis URL, MongoDB connection string).
+    #[arg(long, default_value = "")]
+    lookup_url: String,
     /// Persisted counters: `sqlite:<path>` or `postgres:<connection string>`
     /// (none: counts in memory).
     #[arg(long)]
@@ -281,9 +284,16 @@ async fn serve(args: MemberArgs) -> Result<Ended, crate::Error> {
         store: store.clone(),
         persisted: None,
     });
-    let config =
-        cluster_config(args.provider, args.lookup, &args.peers, Some(args.health_port), &args.endpoint, &args.host)
-            .with_kind(Kind::new(KIND, props));
+    let config = cluster_config(
+        args.provider,
+        args.lookup,
+        &args.peers,
+        Some(args.health_port),
+        &args.endpoint,
+        &args.lookup_url,
+        &args.host,
+    )?
+    .with_kind(Kind::new(KIND, props));
     let config = match &args.advertise {
         // Behind a relay: bound here, reached through the relay's address.
         Some(advertised) => config.with_remote(

@@ -20,7 +20,7 @@ use crate::netns::Net;
 use crate::procs::{Launch, MemberProcess, free_ports};
 use crate::relay::{Link, Relay};
 use crate::report::{self, FAULT_GRACE, FaultRecord, Latency, MemberRecord, Report, Second, Steady};
-use crate::store::{ProviderServer, Store};
+use crate::store::{LookupServer, ProviderServer, Store};
 use crate::{Error, Fault, RunArgs};
 
 /// One 100 ms tick of the counters.
@@ -61,7 +61,7 @@ impl Timeline {
     }
 
     fn tick(&mut self, shared: &Shared) {
-        let answered = shared.counters.answered.load(Ordering::Relaxed);
+        let answered = shared.stats.answered();
         self.ticks.push(Tick { answered: answered - self.last_answered, mode: shared.mode() });
         self.last_answered = answered;
     }
@@ -69,7 +69,7 @@ impl Timeline {
     /// Merges the workers' histograms into the phase's totals and closes one second.
     fn second(&mut self, shared: &Shared, mode: Mode) -> Option<(u64, f64)> {
         let h = shared.take_histogram();
-        let answered = shared.counters.answered.load(Ordering::Relaxed);
+        let answered = shared.stats.answered();
         let rps = answered - self.last_second_answered;
         self.last_second_answered = answered;
         let p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
@@ -118,6 +118,9 @@ struct Run {
     /// The provider's server (etcd, ZooKeeper) and its endpoint.
     provider_server: Option<ProviderServer>,
     endpoint: String,
+    /// The lookup's server (Redis, MongoDB), if this run started it, and its URL.
+    lookup_server: Option<LookupServer>,
+    lookup_url: String,
     progress: ProgressBar,
     start_unix: u64,
 }
@@ -226,6 +229,11 @@ impl Run {
                     self.say(format!("[{at_s:6.1}s] restarting the {:?} server", self.args.provider));
                     ProviderServer::restart(&mut self.provider_server).await?;
                     restarted.push(format!("{:?}", self.args.provider).to_lowercase());
+                }
+                if self.lookup_server.as_ref().is_some_and(LookupServer::restartable) {
+                    self.say(format!("[{at_s:6.1}s] restarting the {:?} server", self.args.lookup));
+                    LookupServer::restart(&mut self.lookup_server).await?;
+                    restarted.push(format!("{:?}", self.args.lookup).to_lowercase());
                 }
                 if self.store.as_ref().is_some_and(Store::restartable) {
                     self.say(format!("[{at_s:6.1}s] restarting the PostgreSQL server"));
@@ -472,10 +480,28 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         format!("{:?}", args.lookup).to_lowercase(),
     ];
     let own_postgres = args.persist == PersistKind::Postgres && std::env::var_os("PROTOACTOR_CHAOS_POSTGRES").is_none();
-    if planned.contains(&Fault::Store) && args.provider == crate::ProviderKind::Automanaged && !own_postgres {
+    let own_lookup = args.lookup.has_store() && args.lookup_url.is_none();
+    if planned.contains(&Fault::Store)
+        && args.provider == crate::ProviderKind::Automanaged
+        && !own_postgres
+        && !own_lookup
+    {
         return Err(Error::Member(
-            "--faults store restarts the run's servers: use it with --provider etcd|zookeeper or --persist postgres (without PROTOACTOR_CHAOS_POSTGRES)".into(),
+            "--faults store restarts the run's servers: use it with --provider etcd|zookeeper, --lookup redis|mongo (without --lookup-url) or --persist postgres (without PROTOACTOR_CHAOS_POSTGRES)".into(),
         ));
+    }
+    let (lookup_server, lookup_url) = match (&args.lookup_url, args.lookup) {
+        (Some(_), crate::LookupKind::Partition) => {
+            return Err(Error::Member("--lookup-url needs --lookup redis or --lookup mongo".into()));
+        }
+        (Some(url), _) => (None, url.clone()),
+        (None, kind) => match LookupServer::start(kind).await? {
+            Some((server, url)) => (Some(server), url),
+            None => (None, String::new()),
+        },
+    };
+    if !lookup_url.is_empty() {
+        common.extend(["--lookup-url".to_string(), lookup_url.clone()]);
     }
     let (provider_server, endpoint) = match ProviderServer::start(args.provider).await? {
         Some((server, endpoint)) => (Some(server), endpoint),
@@ -503,6 +529,8 @@ async fn drive(args: RunArgs) -> Result<(Report, PathBuf), Error> {
         store,
         provider_server,
         endpoint,
+        lookup_server,
+        lookup_url,
         progress,
         start_unix: 0,
         args,
@@ -560,10 +588,8 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
         let m = run.start_member(slot).await?;
         run.members.push(m);
     }
-    let client = Cluster::new(
-        &ActorSystem::new(),
-        cluster_config(args.provider, args.lookup, peers, None, &run.endpoint, &run.host),
-    )?;
+    let config = cluster_config(args.provider, args.lookup, peers, None, &run.endpoint, &run.lookup_url, &run.host)?;
+    let client = Cluster::new(&ActorSystem::new(), config)?;
     client.start_client().await?;
     let targets = Arc::new(Targets {
         ids: client_ids(args.grains),
@@ -602,8 +628,8 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
                 {
                     let line = format!(
                         "{rps} req/s, p99 {p99:.2} ms, {} failed, {} hung",
-                        shared.counters.failed.load(Ordering::Relaxed),
-                        shared.counters.hung.load(Ordering::Relaxed)
+                        shared.stats.failed(),
+                        shared.stats.hung()
                     );
                     if progress.is_hidden() {
                         // Not a terminal (CI logs): a line every 5 s.
@@ -654,7 +680,7 @@ async fn lost_updates(spec: &str, shared: &Shared, ids: &[String]) -> Result<u64
         )
         .await
         .map_err(|e| Error::Report(format!("cannot recover {id}: {e}")))?;
-        let acked = shared.acknowledged[i].load(Ordering::Relaxed);
+        let acked = shared.counters.acknowledged[i].load(Ordering::Relaxed);
         lost += acked.saturating_sub(journal.state().count);
     }
     Ok(lost)
@@ -663,11 +689,11 @@ async fn lost_updates(spec: &str, shared: &Shared, ids: &[String]) -> Result<u64
 /// Turns what was collected into the report (bounds checked).
 fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Option<u64>) -> Result<Report, Error> {
     let timeline = lock(&run.timeline);
-    let c = &shared.counters;
+    let c = &shared.stats;
     let grace = FAULT_GRACE.as_secs_f64();
     // Fault windows in ms since the failure records' epoch and in unix µs.
-    let offset_ms = timeline.start.saturating_duration_since(shared.epoch).as_millis() as f64;
-    let failures = lock(&shared.failures);
+    let offset_ms = timeline.start.saturating_duration_since(shared.stats.epoch()).as_millis() as f64;
+    let failures = shared.stats.failures();
     let in_window = |&(start, end): &(u64, u64), f: &FaultRecord| {
         let (from, to) = (offset_ms + f.at_s * 1000.0, offset_ms + (f.end_s + grace) * 1000.0);
         (start as f64) <= to && (end as f64) >= from
@@ -716,12 +742,13 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
             "link_delay_ms": a.link_delay_ms, "link_loss_percent": a.link_loss,
             "network": if run.net.is_some() { "netns" } else if run.relays.is_some() { "loopback+relays" } else { "loopback" },
         }),
-        sent: c.sent.load(Ordering::Relaxed),
-        answered: c.answered.load(Ordering::Relaxed),
-        failed: c.failed.load(Ordering::Relaxed),
-        hung: c.hung.load(Ordering::Relaxed),
+        lookup_has_store: a.lookup.has_store(),
+        sent: c.sent(),
+        answered: c.answered(),
+        failed: c.failed(),
+        hung: c.hung(),
         failed_outside_faults,
-        errors: lock(&shared.errors).clone(),
+        errors: c.errors(),
         latency: Latency::of(&timeline.cluster_all),
         cluster_to_plain: plain.as_ref().filter(|p| p.rps > 0.0).map(|p| cluster.rps / p.rps),
         plain,

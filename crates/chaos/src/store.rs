@@ -129,3 +129,59 @@ impl ProviderServer {
         result.map_err(Error::Member)
     }
 }
+
+/// The identity lookup's server of a run (Redis, the MongoDB stand-in),
+/// started with the testkit; none for the partition lookup or when
+/// `--lookup-url` names one.
+#[derive(Debug)]
+pub(crate) enum LookupServer {
+    /// A Redis server.
+    Redis(protoactor_testkit::redis::RedisServer),
+    /// The MongoDB stand-in (or the server in `MONGODB_URI`).
+    Mongo(protoactor_testkit::mongo::MongoServer),
+}
+
+impl LookupServer {
+    /// Starts the server `kind` needs; its URL is the second value.
+    pub(crate) async fn start(kind: crate::LookupKind) -> Result<Option<(LookupServer, String)>, Error> {
+        let started = tokio::task::spawn_blocking(move || match kind {
+            crate::LookupKind::Partition => Ok(None),
+            crate::LookupKind::Redis => protoactor_testkit::redis::RedisServer::start().map(|s| {
+                let url = s.url();
+                Some((LookupServer::Redis(s), url))
+            }),
+            crate::LookupKind::Mongo => protoactor_testkit::mongo::MongoServer::start().map(|s| {
+                let uri = s.uri().to_string();
+                Some((LookupServer::Mongo(s), uri))
+            }),
+        })
+        .await
+        .map_err(|e| Error::Member(format!("starting the lookup's server: {e}")))?;
+        started.map_err(Error::Member)
+    }
+
+    /// True if this run started the server (so it can restart it).
+    pub(crate) fn restartable(&self) -> bool {
+        match self {
+            LookupServer::Redis(_) => true,
+            LookupServer::Mongo(s) => !s.is_external(),
+        }
+    }
+
+    /// Restarts the server in `slot` (if any): Redis on the same port and
+    /// data, the MongoDB stand-in on the same port, empty.
+    pub(crate) async fn restart(slot: &mut Option<LookupServer>) -> Result<(), Error> {
+        let Some(mut server) = slot.take() else { return Ok(()) };
+        let (server, result) = tokio::task::spawn_blocking(move || {
+            let result = match &mut server {
+                LookupServer::Redis(s) => s.restart(),
+                LookupServer::Mongo(s) => s.restart(),
+            };
+            (server, result)
+        })
+        .await
+        .map_err(|e| Error::Member(format!("restarting the lookup's server: {e}")))?;
+        *slot = Some(server);
+        result.map_err(Error::Member)
+    }
+}
