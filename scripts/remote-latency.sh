@@ -29,7 +29,8 @@ if [[ "$PEERS" != 0 && ! -x "$PEERS_BIN" ]]; then
   (cd "$PEERS_DIR" && cargo build --release --quiet --no-default-features \
     --features coerce-remote,ractor-remote --target-dir target/remote)
 fi
-OURS="$(cargo bench -p protoactor-remote --bench remote --no-run 2>&1 | sed -n 's/.*(\(.*remote-[0-9a-f]*\)).*/\1/p' | tail -1)"
+# OURS: an already built bench binary (to compare two builds, say).
+OURS="${OURS:-$(cargo bench -p protoactor-remote --bench remote --no-run 2>&1 | sed -n 's/.*(\(.*remote-[0-9a-f]*\)).*/\1/p' | tail -1)}"
 [[ -x "$OURS" ]] || { echo "could not build the remote bench" >&2; exit 1; }
 
 # Each job prints `workload system value unit` lines; the peers' bare tonic
