@@ -24,11 +24,23 @@
 //! skips them). `ONCE=<workload>[-bare]` (oneway, request-rtt,
 //! request-concurrent) skips criterion and runs that one workload once,
 //! printing its rate: for profiling or counting syscalls of one side alone.
+//!
+//! Two processes (the `remote-rtt` / `remote-tell` workloads of the peers, and
+//! the peers' `tonic-2p`): `ONCE=rtt-2p`, `rtt-2p-bare`, `oneway-2p` or
+//! `oneway-2p-bare` starts the server as a child process (this binary again,
+//! with `SERVE` set) and runs the client here, written as a user would: its
+//! own default-config `Remote`, `request_future` of a 32-byte message that an
+//! actor echoes with `respond`, on a default multi-threaded runtime. They
+//! print `workload system value unit` lines like the peers' binary;
+//! `scripts/remote-latency.sh` runs them against the peers in alternating
+//! fresh-process rounds.
 
 #![forbid(unsafe_code)]
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
+use std::io::{BufRead, BufReader, Read};
 use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +99,18 @@ struct Ping {
 
 impl prost::Name for Ping {
     const NAME: &'static str = "Ping";
+    const PACKAGE: &'static str = "bench";
+}
+
+/// Asks the two-process sink how many `Tell`s it has counted; the answer is a `Count` too.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Count {
+    #[prost(uint64, tag = "1")]
+    n: u64,
+}
+
+impl prost::Name for Count {
+    const NAME: &'static str = "Count";
     const PACKAGE: &'static str = "bench";
 }
 
@@ -158,7 +182,7 @@ struct Pair {
 }
 
 fn config() -> RemoteConfig {
-    RemoteConfig::bind("127.0.0.1", 0).with_protobuf::<Tell>().with_protobuf::<Ping>()
+    RemoteConfig::bind("127.0.0.1", 0).with_protobuf::<Tell>().with_protobuf::<Ping>().with_protobuf::<Count>()
 }
 
 async fn pair() -> Pair {
@@ -474,6 +498,199 @@ fn bare_concurrent_once(rt: &Runtime, client: &RemotingClient<Channel>, total: u
     })
 }
 
+// ---------- two processes ----------
+
+const RTT_2P: usize = 10_000;
+const WARM_UP_2P: usize = 200;
+
+/// Counts `Tell`s and answers `Count` with the count (messages from one
+/// sender arrive in order, so the answer comes after every earlier `Tell`).
+struct Counter {
+    count: u64,
+}
+
+impl Actor for Counter {
+    async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+        if let Some(t) = ctx.message::<Tell>() {
+            std::hint::black_box(t.payload.len());
+            self.count += 1;
+        } else if ctx.message_is::<Count>() {
+            ctx.respond(Count { n: self.count });
+        }
+        Ok(())
+    }
+}
+
+/// The child's side: `SERVE=ours` hosts `echo` and `sink` actors with a
+/// default-config `Remote`; `bare-echo` / `bare-sink` serve the bare stream.
+/// Prints `READY <address>` and runs until its stdin closes.
+fn serve(kind: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let (address, _keep) = match kind {
+            "ours" => {
+                let system = ActorSystem::new();
+                let remote = Remote::new(&system, config());
+                let address = remote.start().await.expect("start remoting");
+                system.root().spawn_named(Props::from_producer(|| Echo), "echo").expect("spawn echo");
+                system.root().spawn_named(Props::from_producer(|| Counter { count: 0 }), "sink").expect("spawn sink");
+                (address.to_string(), Some((system, remote)))
+            }
+            "bare-echo" => (bare_server(true).await, None),
+            "bare-sink" => (bare_server(false).await, None),
+            other => panic!("SERVE={other}: expected ours, bare-echo or bare-sink"),
+        };
+        println!("READY {address}");
+        let (gone, parent_gone) = oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while std::io::stdin().read(&mut buf).is_ok_and(|n| n > 0) {}
+            let _ = gone.send(());
+        });
+        let _ = parent_gone.await;
+    });
+    std::process::exit(0);
+}
+
+/// The server child; killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(kind: &str) -> (Server, String) {
+    let exe = std::env::current_exe().expect("this executable");
+    let mut child = Command::new(exe)
+        .env("SERVE", kind)
+        .env_remove("ONCE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the server process");
+    let out = child.stdout.take().expect("child stdout");
+    let server = Server(child);
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("read the server's output");
+        if let Some(address) = line.strip_prefix("READY ") {
+            return (server, address.to_string());
+        }
+    }
+    panic!("the server process exited before it was ready");
+}
+
+fn report_line(workload: &str, system: &str, value: f64, unit: &str) {
+    println!("{workload} {system} {value:.2} {unit}");
+}
+
+fn report_rtt_2p(system: &str, mut lat: Vec<Duration>, total: Duration) {
+    lat.sort_unstable();
+    let at = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1].as_secs_f64() * 1e6;
+    report_line("remote-rtt-latency", system, lat.len() as f64 / total.as_secs_f64(), "rt/s");
+    report_line("remote-rtt-p50", system, at(0.50), "us");
+    report_line("remote-rtt-p99", system, at(0.99), "us");
+}
+
+/// The client: one fresh process pair per call, as the peers' remote workloads do.
+fn two_process(workload: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rtt_n = scale(RTT_2P);
+    let oneway_n = scale(1_000_000);
+    match workload {
+        "rtt-2p" | "oneway-2p" => {
+            let (_server, address) = start_server("ours");
+            rt.block_on(async {
+                let system = ActorSystem::new();
+                let remote = Remote::new(&system, config());
+                remote.start().await.expect("start remoting");
+                let root = system.root();
+                if workload == "rtt-2p" {
+                    let echo = Pid::new(address.as_str(), "echo");
+                    for _ in 0..WARM_UP_2P {
+                        let _: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("warm-up reply");
+                    }
+                    let mut lat = Vec::with_capacity(rtt_n);
+                    let start = Instant::now();
+                    for _ in 0..rtt_n {
+                        let t = Instant::now();
+                        let r: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("reply");
+                        lat.push(t.elapsed());
+                        std::hint::black_box(r);
+                    }
+                    report_rtt_2p("protoactor", lat, start.elapsed());
+                } else {
+                    let sink = Pid::new(address.as_str(), "sink");
+                    let first: Count = root.request_future(&sink, Count::default(), TIMEOUT).await.expect("connect");
+                    assert_eq!(first.n, 0);
+                    let start = Instant::now();
+                    let senders = (0..SENDERS).map(|s| {
+                        let share = oneway_n / SENDERS + usize::from(s < oneway_n % SENDERS);
+                        let (root, sink) = (root.clone(), sink.clone());
+                        async move {
+                            let mut sent = 0;
+                            while sent < share {
+                                let k = BARE_BATCH.min(share - sent);
+                                for _ in 0..k {
+                                    root.send(&sink, tell());
+                                }
+                                sent += k;
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    });
+                    futures_util::future::join_all(senders).await;
+                    let done: Count =
+                        root.request_future(&sink, Count::default(), Duration::from_secs(60)).await.expect("count");
+                    let elapsed = start.elapsed();
+                    assert_eq!(done.n as usize, oneway_n, "the sink counted a different number of messages");
+                    report_line("remote-tell", "protoactor", oneway_n as f64 / elapsed.as_secs_f64(), "msgs/s");
+                }
+                remote.shutdown(false).await;
+                system.shutdown().await;
+            });
+        }
+        "rtt-2p-bare" => {
+            let (_server, address) = start_server("bare-echo");
+            rt.block_on(async {
+                let mut client = bare_client(&address).await;
+                let mut s = bare_stream(&mut client, 4).await;
+                let mut round_trip = async || {
+                    let batch = bare_batch("bench.Ping", "echo", vec![bare_envelope(ping().encode_to_vec(), 0)]);
+                    s.tx.send(frame(batch)).await.expect("send");
+                    std::hint::black_box(s.rx.message().await.expect("echo").expect("echo frame"));
+                };
+                for _ in 0..WARM_UP_2P {
+                    round_trip().await;
+                }
+                let mut lat = Vec::with_capacity(rtt_n);
+                let start = Instant::now();
+                for _ in 0..rtt_n {
+                    let t = Instant::now();
+                    round_trip().await;
+                    lat.push(t.elapsed());
+                }
+                report_rtt_2p("bare-tonic-2p", lat, start.elapsed());
+            });
+        }
+        "oneway-2p-bare" => {
+            let (_server, address) = start_server("bare-sink");
+            let mut s = rt.block_on(async {
+                let mut client = bare_client(&address).await;
+                let mut s = bare_stream(&mut client, 64).await;
+                assert_eq!(bare_flush(&mut s).await, 0);
+                s
+            });
+            let elapsed = bare_oneway_once(&rt, &mut s, oneway_n);
+            report_line("remote-tell", "bare-tonic-2p", oneway_n as f64 / elapsed.as_secs_f64(), "msgs/s");
+        }
+        _ => unreachable!(),
+    }
+}
+
 // ---------- criterion wiring ----------
 
 fn timed(iters: u64, mut f: impl FnMut() -> Duration) -> Duration {
@@ -502,6 +719,14 @@ fn report_paired(name: &str, mut ours: impl FnMut() -> Duration, mut bare: impl 
 }
 
 fn benches(c: &mut Criterion) {
+    if let Ok(kind) = std::env::var("SERVE") {
+        return serve(&kind);
+    }
+    if let Ok(workload) = std::env::var("ONCE")
+        && workload.contains("-2p")
+    {
+        return two_process(&workload);
+    }
     let rt = runtime();
     let oneway_n = scale(1_000_000);
     let rtt_n = scale(20_000);

@@ -80,8 +80,8 @@ pub(crate) struct OpenBatch {
     body: BytesMut,
     messages: usize,
     types: PtrMap,
-    targets: HashMap<Arc<str>, i32>,
-    senders: HashMap<Pid, i32>,
+    targets: HashMap<Arc<str>, i32, WordHash>,
+    senders: HashMap<Pid, i32, WordHash>,
     /// The type and target of the last message: a run of messages of one
     /// type to one target skips the tables.
     last: Option<(usize, Arc<str>, i32, i32)>,
@@ -94,8 +94,8 @@ impl OpenBatch {
             body: BytesMut::new(),
             messages: 0,
             types: PtrMap::default(),
-            targets: HashMap::new(),
-            senders: HashMap::new(),
+            targets: HashMap::default(),
+            senders: HashMap::default(),
             last: None,
         }
     }

@@ -48,7 +48,7 @@ pub(crate) struct Endpoint {
     /// Remote target id -> local watchers, to tell them if the address dies.
     watches: Mutex<HashMap<Arc<str>, Vec<Pid>>>,
     /// Local request futures waiting on an answer from this address.
-    pending: Mutex<HashSet<Pid>>,
+    pending: Mutex<HashSet<Pid, crate::batch::WordHash>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -85,7 +85,7 @@ impl Endpoint {
             stop: tokio::sync::Notify::new(),
             transport_changed: tokio::sync::Notify::new(),
             watches: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashSet::new()),
+            pending: Mutex::new(HashSet::default()),
         });
         let writer = Writer { endpoint: endpoint.clone() };
         let stopper = endpoint.clone();
@@ -939,6 +939,7 @@ impl Writer {
         let stall = self.endpoint.remote.config.stall_timeout;
         let remote = &self.endpoint.remote;
         let peer = &self.endpoint.address;
+        let mut receiving = crate::server::Receiving::new(remote, peer);
         // One waiter for the whole connection, not a new one per batch.
         let mut stopping = std::pin::pin!(shutdown.changed());
         loop {
@@ -968,7 +969,7 @@ impl Writer {
                         crate::server::refuse_batch(remote, &batch, peer, member);
                         return Exit::Broken(format!("the member {member} is blocked"));
                     }
-                    crate::server::deliver_batch(remote, &batch, peer, member)
+                    crate::server::deliver_batch(remote, &batch, member, &mut receiving)
                 }
                 Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) }))) => {
                     return Exit::Broken("peer disconnected".into());
@@ -993,9 +994,10 @@ impl Writer {
         // Our stream ends once the queues are empty; the peer then reads
         // everything and closes its side. Until then its messages still count.
         let drained = async {
+            let mut receiving = crate::server::Receiving::new(remote, peer);
             while let Ok(Some(m)) = inbound.message().await {
                 if let Inbound::Batch(batch) = m {
-                    crate::server::deliver_batch(remote, &batch, peer, member);
+                    crate::server::deliver_batch(remote, &batch, member, &mut receiving);
                 }
             }
         };

@@ -1,6 +1,7 @@
 //! The receiving side: the gRPC service that accepts a peer's stream, checks
 //! its handshake against the block list and delivers its batches locally.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::batch::WordHash;
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
 use crate::conn::InboundBody;
 use crate::endpoint::{Endpoint, OutboundStream};
@@ -243,6 +245,7 @@ async fn read_inbound(
     attached: Attached,
 ) {
     let mut deadline = None;
+    let mut receiving = Receiving::new(&remote, &address);
     // One waiter for the whole stream, not a new one per batch.
     let mut stopping = std::pin::pin!(shutdown.changed());
     loop {
@@ -276,7 +279,7 @@ async fn read_inbound(
                     refuse_batch(&remote, &batch, &address, &member_id);
                     break;
                 }
-                deliver_batch(&remote, &batch, &address, &member_id)
+                deliver_batch(&remote, &batch, &member_id, &mut receiving)
             }
             Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
             | Ok(None) => break,
@@ -295,19 +298,83 @@ async fn read_inbound(
     }
 }
 
+/// What a stream's reader keeps from one batch to the next: the buffers
+/// delivering a batch needs, and the pids of the targets it delivered to
+/// lately, resolved once instead of once per batch (a round trip is one
+/// batch each way).
+pub(crate) struct Receiving<'a> {
+    /// The peer's address, shared by the pids of its senders.
+    peer: Arc<str>,
+    local: Arc<str>,
+    slots: Vec<wire::TypeSlot<'a>>,
+    senders: Vec<Pid>,
+    targets: Vec<Pid>,
+    pending: Vec<Envelope>,
+    known: HashMap<String, Pid, WordHash>,
+}
+
+/// Targets remembered per stream before the memory starts over.
+const KNOWN_TARGETS: usize = 1024;
+
+impl Receiving<'_> {
+    pub(crate) fn new(remote: &RemoteInner, peer_address: &str) -> Self {
+        Receiving {
+            peer: Arc::from(peer_address),
+            local: remote.system.address(),
+            slots: Vec::new(),
+            senders: Vec::new(),
+            targets: Vec::new(),
+            pending: Vec::new(),
+            known: HashMap::default(),
+        }
+    }
+
+    fn target(&mut self, id: &str) -> Pid {
+        if let Some(pid) = self.known.get(id) {
+            return pid.clone();
+        }
+        let pid = Pid::new(self.local.clone(), id);
+        // A request's future answers once: remembering it would only evict others.
+        if !id.starts_with("future$") {
+            if self.known.len() >= KNOWN_TARGETS {
+                self.known.clear();
+            }
+            self.known.insert(id.to_string(), pid.clone());
+        }
+        pid
+    }
+}
+
 /// Delivers every envelope of a batch; a bad envelope is logged and skipped,
 /// never the whole stream.
-pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address: &str, peer_member: &str) {
+pub(crate) fn deliver_batch<'a>(
+    remote: &'a RemoteInner,
+    batch: &InBatch,
+    peer_member: &str,
+    receiving: &mut Receiving<'a>,
+) {
     let system = &remote.system;
-    let local = system.address();
+    let peer = receiving.peer.clone();
+    let peer_address: &str = &peer;
+    let local = receiving.local.clone();
     let _span = tracing::trace_span!("remote.receive", peer = peer_address, messages = batch.envelopes.len()).entered();
-    let senders: Vec<Pid> = batch.senders.iter().map(|p| wire::pid_from_wire(p, peer_address)).collect();
-    // Resolved once per batch; the pid caches the process for the rest.
-    let targets: Vec<Pid> = batch.targets.iter().map(|t| Pid::new(local.clone(), t.as_str())).collect();
-    let slots = wire::type_slots(&remote.serialization, batch);
+    let mut senders = std::mem::take(&mut receiving.senders);
+    senders.clear();
+    senders.extend(batch.senders.iter().map(|p| {
+        let address = if p.address.is_empty() { receiving.peer.clone() } else { Arc::from(p.address.as_str()) };
+        Pid::with_request_id(address, p.id.as_str(), p.request_id)
+    }));
+    let mut targets = std::mem::take(&mut receiving.targets);
+    targets.clear();
+    for t in &batch.targets {
+        targets.push(receiving.target(t));
+    }
+    let mut slots = std::mem::take(&mut receiving.slots);
+    wire::type_slots_into(&remote.serialization, batch, &mut slots);
     // Consecutive messages to one target go to its mailbox together.
     let mut run: Option<usize> = None;
-    let mut pending: Vec<Envelope> = Vec::new();
+    let mut pending = std::mem::take(&mut receiving.pending);
+    pending.clear();
     let flush = |run: Option<usize>, pending: &mut Vec<Envelope>| {
         if let Some(target) = run
             && !pending.is_empty()
@@ -366,6 +433,14 @@ pub(crate) fn deliver_batch(remote: &RemoteInner, batch: &InBatch, peer_address:
         }
     }
     flush(run, &mut pending);
+    // Emptied, but keeping their capacity for the next batch.
+    senders.clear();
+    targets.clear();
+    slots.clear();
+    receiving.senders = senders;
+    receiving.targets = targets;
+    receiving.slots = slots;
+    receiving.pending = pending;
 }
 
 /// A batch from a member that is blocked: nothing of it is delivered; each

@@ -151,16 +151,20 @@ pub(crate) enum TypeSlot<'a> {
 
 /// Resolves every type name of `batch` against the registry.
 pub(crate) fn type_slots<'a>(serialization: &'a Serialization, batch: &InBatch) -> Vec<TypeSlot<'a>> {
-    batch
-        .type_names
-        .iter()
-        .map(|name| match name.as_str() {
-            WATCH | UNWATCH | TERMINATED | STOP | POISON_PILL | DEAD_LETTER_RESPONSE | DELIVERY_FAILURE => {
-                TypeSlot::Builtin
-            }
-            other => serialization.lookup(other).map(|e| TypeSlot::Registered(e)).unwrap_or(TypeSlot::Unknown),
-        })
-        .collect()
+    let mut slots = Vec::with_capacity(batch.type_names.len());
+    type_slots_into(serialization, batch, &mut slots);
+    slots
+}
+
+/// [`type_slots`] into a buffer the caller reuses (cleared first).
+pub(crate) fn type_slots_into<'a>(serialization: &'a Serialization, batch: &InBatch, slots: &mut Vec<TypeSlot<'a>>) {
+    slots.clear();
+    slots.extend(batch.type_names.iter().map(|name| match name.as_str() {
+        WATCH | UNWATCH | TERMINATED | STOP | POISON_PILL | DEAD_LETTER_RESPONSE | DELIVERY_FAILURE => {
+            TypeSlot::Builtin
+        }
+        other => serialization.lookup(other).map(|e| TypeSlot::Registered(e)).unwrap_or(TypeSlot::Unknown),
+    }));
 }
 
 /// Decodes one envelope of `batch`; the target is an index into `batch.targets`.
