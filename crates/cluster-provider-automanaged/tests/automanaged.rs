@@ -35,6 +35,9 @@ fn cluster_config(name: &str, provider: AutomanagedProvider) -> ClusterConfig {
         .with_remote(remote)
         .with_request_timeout(Duration::from_secs(2))
         .with_join_timeout(DEADLINE)
+        // These tests check the missed-poll detection; fast suspicion
+        // (integration-tests/tests/cluster/suspicion.rs) would act first.
+        .with_suspicion_votes(0)
 }
 
 async fn start_member(name: &str, config: AutomanagedConfig) -> (Cluster, AutomanagedProvider) {

@@ -37,7 +37,10 @@ fn cluster_config(provider: EtcdProvider, kinds: &[&str]) -> ClusterConfig {
     let mut config = ClusterConfig::new("shop", provider, PartitionIdentityLookup::new())
         .with_remote(remote)
         .with_request_timeout(Duration::from_secs(2))
-        .with_join_timeout(DEADLINE);
+        .with_join_timeout(DEADLINE)
+        // These tests check what etcd's leases detect; fast suspicion
+        // (integration-tests/tests/cluster/suspicion.rs) would act first.
+        .with_suspicion_votes(0);
     for kind in kinds {
         config = config.with_kind(echo_kind(kind));
     }

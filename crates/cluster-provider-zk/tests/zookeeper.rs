@@ -30,7 +30,10 @@ fn cluster_config(name: &str, provider: ZkProvider, kinds: &[&str]) -> ClusterCo
     let mut config = ClusterConfig::new(name, provider, PartitionIdentityLookup::new())
         .with_remote(remote)
         .with_request_timeout(Duration::from_secs(2))
-        .with_join_timeout(DEADLINE);
+        .with_join_timeout(DEADLINE)
+        // These tests check what ZooKeeper's sessions detect; fast suspicion
+        // (integration-tests/tests/cluster/suspicion.rs) would act first.
+        .with_suspicion_votes(0);
     for kind in kinds {
         config = config.with_kind(echo_kind(kind));
     }
