@@ -225,6 +225,10 @@ impl Load {
                         let started = Instant::now();
                         let result = tokio::time::timeout(hang, target.request(index)).await.map_err(|_| ());
                         stats.outcome(worker, started, result);
+                        // A target that answers without awaiting anything
+                        // would otherwise never yield: the worker thread
+                        // would stop driving timers and I/O.
+                        tokio::task::consume_budget().await;
                     }
                 })
             })
@@ -281,6 +285,37 @@ mod tests {
         assert_eq!(stats.take_histogram().len(), stats.answered());
         assert_eq!(stats.failures().len() as u64, stats.failed() + stats.hung());
         assert_eq!(stats.errors()[0], "target 1 refused");
+    }
+
+    /// Answers at once, never awaiting anything.
+    struct Instant0;
+
+    impl Target for Instant0 {
+        fn len(&self) -> usize {
+            4
+        }
+        async fn request(&self, _index: usize) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Workers on a target that never awaits still let the runtime's
+    /// timers fire (they once spun without yielding: a sleep next to them
+    /// never woke). Run on its own thread so a regression fails, not hangs.
+    #[test]
+    fn workers_on_a_target_that_never_awaits_leave_timers_running() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            let answered = runtime.expect("runtime").block_on(async {
+                let load = Load::start(Arc::new(Instant0), 2, Duration::from_secs(5));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                load.stop().await.answered()
+            });
+            let _ = done.send(answered);
+        });
+        let answered = finished.recv_timeout(Duration::from_secs(60)).expect("a timer beside the workers fired");
+        assert!(answered > 0);
     }
 
     #[test]
