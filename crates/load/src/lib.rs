@@ -288,9 +288,9 @@ mod tests {
     }
 
     /// Answers at once, never awaiting anything.
-    struct Instant0;
+    struct AnswersAtOnce;
 
-    impl Target for Instant0 {
+    impl Target for AnswersAtOnce {
         fn len(&self) -> usize {
             4
         }
@@ -308,7 +308,7 @@ mod tests {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
             let answered = runtime.expect("runtime").block_on(async {
-                let load = Load::start(Arc::new(Instant0), 2, Duration::from_secs(5));
+                let load = Load::start(Arc::new(AnswersAtOnce), 2, Duration::from_secs(5));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 load.stop().await.answered()
             });
