@@ -229,7 +229,9 @@ impl ClusterConfig {
         self
     }
 
-    /// Forgets cached pids of remote grains unused for `ttl` (default 15 min).
+    /// Forgets cached pids of remote grains unused for `ttl` (default 15 min;
+    /// use is recorded to the second, so a ttl under a few seconds forgets
+    /// grains still in use).
     pub fn with_pid_cache_ttl(mut self, ttl: Duration) -> Self {
         self.pid_cache_ttl = ttl;
         self

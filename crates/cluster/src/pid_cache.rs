@@ -16,11 +16,17 @@ struct Entry {
     last_used: AtomicU64,
 }
 
-/// Identity -> entry, for one kind.
-type KindMap = Arc<DashMap<Arc<str>, Entry>>;
+/// Identity -> entry, for one kind. Identities are hashed on every cluster
+/// request: a fast seeded hash instead of SipHash.
+type KindMap = Arc<DashMap<Arc<str>, Entry, foldhash::fast::RandomState>>;
+
+/// How stale an entry's `last_used` may get before a hit rewrites it. The
+/// idle sweep works in minutes; rewriting on every hit would dirty the
+/// entry's cache line on every request from every thread.
+const TOUCH_MS: u64 = 1_000;
 
 /// Identity -> pid of its activation, as last resolved by this member.
-/// Lookups are lock-free per kind and allocate nothing.
+/// Lookups take no lock but the map's shard and allocate nothing.
 pub struct PidCache {
     kinds: RwLock<HashMap<Arc<str>, KindMap>>,
     epoch: Instant,
@@ -54,9 +60,14 @@ impl PidCache {
 
     /// The cached pid of `kind/identity`.
     pub fn get(&self, identity: &str, kind: &str) -> Option<Pid> {
-        let map = self.kind(kind)?;
-        let entry = map.get(identity)?;
-        entry.last_used.store(self.now(), Ordering::Relaxed);
+        // Under the read guard rather than cloning the kind's map: two
+        // atomic updates less on a line every requesting thread shares.
+        let kinds = self.kinds.read();
+        let entry = kinds.get(kind)?.get(identity)?;
+        let now = self.now();
+        if now.saturating_sub(entry.last_used.load(Ordering::Relaxed)) >= TOUCH_MS {
+            entry.last_used.store(now, Ordering::Relaxed);
+        }
         Some(entry.pid.clone())
     }
 
