@@ -114,9 +114,17 @@ pub struct RunArgs {
     /// Counter grains.
     #[arg(long, default_value_t = 10_000)]
     pub grains: usize,
-    /// Concurrent requests (in-process workers).
+    /// Concurrent requests (in-process workers), each sending its next
+    /// request when the last is answered (a closed loop).
     #[arg(long, default_value_t = 32)]
     pub workers: usize,
+    /// Open loop instead: this many requests a second whatever the answers
+    /// (at most 100,000 waiting at once; the surplus is shed and counted),
+    /// each timed from when it was due. Shows what the rest of the cluster
+    /// serves while one member is silent (`partition`, `stop`), which the
+    /// closed loop hides: there every worker soon waits on the silent one.
+    #[arg(long, value_name = "REQ_PER_S")]
+    pub rate: Option<u64>,
     /// Seconds of each steady phase (baseline, cluster) and after each fault.
     #[arg(long, default_value_t = 10)]
     pub phase_secs: u64,

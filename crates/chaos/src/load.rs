@@ -15,6 +15,9 @@ pub(crate) use protoactor_load::{histogram, lock};
 use crate::backend::KIND;
 use crate::proto::{CountReply, Increment};
 
+/// Requests an open loop (`--rate`) lets wait at once.
+const MAX_IN_FLIGHT: usize = 100_000;
+
 /// What the workers send to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -116,7 +119,14 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    pub(crate) fn start(cluster: &Cluster, targets: Arc<Targets>, workers: usize, hang: Duration) -> Load {
+    /// `workers` closed-loop workers, or with `rate` an open loop.
+    pub(crate) fn start(
+        cluster: &Cluster,
+        targets: Arc<Targets>,
+        workers: usize,
+        rate: Option<u64>,
+        hang: Duration,
+    ) -> Load {
         let counters = Arc::new(Counters {
             cluster: cluster.clone(),
             acknowledged: (0..targets.ids.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -124,7 +134,14 @@ impl Load {
             mode: AtomicU8::new(Mode::Idle as u8),
             hang,
         });
-        let load = protoactor_load::Load::start(counters.clone(), workers, hang);
+        let load = match rate {
+            Some(rate) => protoactor_load::Load::start_paced(
+                counters.clone(),
+                protoactor_load::Pacing { rate, max_in_flight: MAX_IN_FLIGHT },
+                hang,
+            ),
+            None => protoactor_load::Load::start(counters.clone(), workers, hang),
+        };
         Load { shared: Arc::new(Shared { counters, stats: load.stats().clone() }), load }
     }
 

@@ -291,6 +291,7 @@ impl Run {
             exited: Vec::new(),
             cut_off_answered: None,
             majority_answered: None,
+            majority_silent_seconds: None,
         })
     }
 
@@ -597,7 +598,7 @@ async fn drive_members(run: &mut Run, peers: &[String]) -> Result<(Cluster, Arc<
             .map(|i| Pid::new(run.members[i % args.members].address.clone(), format!("plain-{i}")))
             .collect(),
     });
-    let load = Load::start(&client, targets.clone(), args.workers, Duration::from_secs(args.hang_secs));
+    let load = Load::start(&client, targets.clone(), args.workers, args.rate, Duration::from_secs(args.hang_secs));
     let shared = load.shared.clone();
     run.shared = Some(shared.clone());
     let started = Instant::now();
@@ -737,7 +738,7 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
     let a = &run.args;
     let mut report = Report {
         config: serde_json::json!({
-            "members": a.members, "grains": a.grains, "workers": a.workers, "phase_secs": a.phase_secs,
+            "members": a.members, "grains": a.grains, "workers": a.workers, "rate": a.rate, "phase_secs": a.phase_secs,
             "provider": a.provider, "lookup": a.lookup, "persist": a.persist, "faults": a.faults,
             "link_delay_ms": a.link_delay_ms, "link_loss_percent": a.link_loss,
             "network": if run.net.is_some() { "netns" } else if run.relays.is_some() { "loopback+relays" } else { "loopback" },
@@ -747,6 +748,8 @@ fn analyse(run: &Run, shared: &Shared, mut faults: Vec<FaultRecord>, lost: Optio
         answered: c.answered(),
         failed: c.failed(),
         hung: c.hung(),
+        shed: c.shed(),
+        rate: a.rate,
         failed_outside_faults,
         errors: c.errors(),
         latency: Latency::of(&timeline.cluster_all),
@@ -776,6 +779,15 @@ fn partition_figures(run: &Run, ticks: &[Tick], f: &mut FaultRecord, detection: 
     let from = ((f.at_s + detection) * 10.0).ceil() as usize;
     let to = ((f.end_s * 10.0) as usize).min(ticks.len());
     f.majority_answered = Some(ticks.get(from..to).map_or(0, |t| t.iter().map(|t| t.answered).sum()));
+    f.majority_silent_seconds = Some(silent_seconds(ticks, f.at_s + 1.0, f.end_s));
+}
+
+/// Whole seconds from `from_s` to `to_s` (in the run's 100 ms ticks) in
+/// which nothing was answered.
+fn silent_seconds(ticks: &[Tick], from_s: f64, to_s: f64) -> u64 {
+    let from = (from_s * 10.0).ceil() as usize;
+    let to = ((to_s * 10.0) as usize).min(ticks.len());
+    ticks.get(from..to).map_or(0, |t| t.chunks_exact(10).filter(|s| s.iter().all(|t| t.answered == 0)).count() as u64)
 }
 
 /// Requests a member answered between unix µs `from` and `to`, from its
@@ -851,6 +863,7 @@ mod tests {
             exited: Vec::new(),
             cut_off_answered: None,
             majority_answered: None,
+            majority_silent_seconds: None,
         }
     }
 
@@ -870,6 +883,22 @@ mod tests {
         // The first 500 ms window at >= 80 % starts 1.1 s after the fault
         // (4 of its 5 ticks back at 10): it ends 1.5 s after.
         assert_eq!(f.recovered_after_s, Some(1.4));
+    }
+
+    #[test]
+    fn silent_seconds_are_whole_seconds_without_an_answer_between_the_bounds() {
+        // 1 s answering, 2 s silent, 0.5 s answering, 1 s silent, 1 s answering.
+        let mut answered = vec![10; 10];
+        answered.extend([0; 20]);
+        answered.extend([10; 5]);
+        answered.extend([0; 10]);
+        answered.extend([10; 10]);
+        let t = ticks(&answered);
+        // From 1 s: seconds [1,2) and [2,3) silent, [3,4) not, [4,5) not (its first half answered).
+        assert_eq!(silent_seconds(&t, 1.0, 5.5), 2);
+        assert_eq!(silent_seconds(&t, 3.5, 4.5), 1, "[3.5, 4.5) is silent");
+        assert_eq!(silent_seconds(&t, 0.0, 1.0), 0);
+        assert_eq!(silent_seconds(&t, 50.0, 60.0), 0, "past the run: nothing to count");
     }
 
     #[test]

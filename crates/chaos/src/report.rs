@@ -61,6 +61,10 @@ pub struct FaultRecord {
     /// `partition`: requests the rest of the cluster answered from the
     /// failure-detection window after the cut until the heal.
     pub majority_answered: Option<u64>,
+    /// `partition`: whole seconds from 1 s after the cut until the heal in
+    /// which nothing at all was answered (with `--rate`, the rest's grains
+    /// keep being asked, so this must stay 0).
+    pub majority_silent_seconds: Option<u64>,
 }
 
 impl FaultRecord {
@@ -181,6 +185,11 @@ pub struct Report {
     pub failed: u64,
     /// Never answered within the hang limit.
     pub hung: u64,
+    /// Open loop (`--rate`): requests due but not sent, because 100,000
+    /// were already waiting.
+    pub shed: u64,
+    /// Open loop: the rate asked for (requests a second).
+    pub rate: Option<u64>,
     /// Failed requests not in flight during any fault window.
     pub failed_outside_faults: u64,
     /// The first few error messages.
@@ -241,6 +250,15 @@ impl Report {
                 partitions.iter().filter(|f| f.majority_answered == Some(0)).count() as u64,
                 0,
             ));
+            if self.rate.is_some() {
+                // Closed-loop workers all end up waiting on the silent member:
+                // only an open loop keeps asking the rest.
+                bounds.push(bound(
+                    "seconds of a partition in which the rest answered nothing (open loop)",
+                    partitions.iter().filter_map(|f| f.majority_silent_seconds).sum(),
+                    0,
+                ));
+            }
         }
         if let Some(lost) = self.lost_updates {
             bounds.push(bound("acknowledged updates lost", lost, 0));
@@ -261,8 +279,13 @@ impl Report {
         let _ = writeln!(s, "config: {}", self.config);
         let _ = writeln!(
             s,
-            "requests: {} sent, {} answered, {} failed ({} outside fault windows), {} hung",
-            self.sent, self.answered, self.failed, self.failed_outside_faults, self.hung
+            "requests: {} sent, {} answered, {} failed ({} outside fault windows), {} hung{}",
+            self.sent,
+            self.answered,
+            self.failed,
+            self.failed_outside_faults,
+            self.hung,
+            self.rate.map(|r| format!("; open loop at {r} req/s, {} shed", self.shed)).unwrap_or_default()
         );
         let l = &self.latency;
         let _ = writeln!(s, "cluster latency: p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", l.p50_ms, l.p99_ms, l.max_ms);
@@ -306,7 +329,8 @@ impl Report {
             if let (Some(cut), Some(rest)) = (f.cut_off_answered, f.majority_answered) {
                 let _ = writeln!(
                     s,
-                    "  partition: the cut-off member answered {cut} requests while cut off, the rest {rest} after detection"
+                    "  partition: the cut-off member answered {cut} requests while cut off, the rest {rest} after detection; {} whole seconds from 1 s after the cut with nothing answered",
+                    f.majority_silent_seconds.unwrap_or(0)
                 );
             }
         }

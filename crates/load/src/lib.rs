@@ -9,6 +9,12 @@
 //! A sampler calls [`Stats::take_histogram`] once a second, which merges and
 //! resets them, so memory stays constant however long a run is.
 //!
+//! That is a closed loop: a target that stops answering holds every worker
+//! that reaches it, and the load stops with it. [`Load::start_paced`] is the
+//! open loop: requests go out at a fixed rate whatever the answers (as a
+//! service's callers keep arriving), each timed from when it was due, so
+//! what the rest of the targets still serve while one is silent shows.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
@@ -81,6 +87,7 @@ pub trait Target: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Stats {
     sent: AtomicU64,
+    shed: AtomicU64,
     answered: AtomicU64,
     failed: AtomicU64,
     hung: AtomicU64,
@@ -96,6 +103,7 @@ impl Stats {
     fn new(workers: usize) -> Stats {
         Stats {
             sent: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             hung: AtomicU64::new(0),
@@ -109,6 +117,12 @@ impl Stats {
     /// Requests sent.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Paced requests that were due but not sent, because
+    /// [`Pacing::max_in_flight`] were already waiting (not in [`sent`](Self::sent)).
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// Requests answered.
@@ -193,6 +207,22 @@ impl Stats {
     }
 }
 
+/// An open loop's schedule: see [`Load::start_paced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Requests a second.
+    pub rate: u64,
+    /// Requests waiting at once beyond which due ones are shed (counted,
+    /// not sent), so a silent target cannot grow the load without bound.
+    pub max_in_flight: usize,
+}
+
+/// Histogram slots of a paced load (its requests run on any thread).
+const PACED_SLOTS: usize = 16;
+
+/// How often the pacer sends what fell due.
+const PACE_TICK: Duration = Duration::from_millis(1);
+
 /// Running workers.
 #[derive(Debug)]
 pub struct Load {
@@ -234,6 +264,61 @@ impl Load {
             })
             .collect();
         Load { stats, stop, tasks }
+    }
+
+    /// Starts an open loop on the current tokio runtime: `pacing.rate`
+    /// requests a second to the targets in turn, each in its own task,
+    /// whether or not earlier ones were answered. A request's latency counts
+    /// from when it was due, so a stalled pacer shows as latency (no
+    /// coordinated omission). While the target is inactive nothing is due.
+    pub fn start_paced<T: Target>(target: Arc<T>, pacing: Pacing, hang: Duration) -> Load {
+        let stats = Arc::new(Stats::new(PACED_SLOTS));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stats2, stop2) = (stats.clone(), stop.clone());
+        let pacer = tokio::spawn(async move {
+            let (stats, stop) = (stats2, stop2);
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let mut requests = tokio::task::JoinSet::new();
+            let mut tick = tokio::time::interval(PACE_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut next = 0usize;
+            // Due requests count from `since`, reset whenever the target idles.
+            let mut since: Option<(Instant, u64)> = None;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                while requests.try_join_next().is_some() {}
+                if !target.active() || target.is_empty() {
+                    since = None;
+                    continue;
+                }
+                let (start, issued) = since.get_or_insert((Instant::now(), 0));
+                let elapsed = start.elapsed();
+                let due = (elapsed.as_micros() as u64).saturating_mul(pacing.rate) / 1_000_000;
+                while *issued < due {
+                    // When this one was due, for its latency.
+                    let due_at = *start + Duration::from_micros(*issued * 1_000_000 / pacing.rate.max(1));
+                    *issued += 1;
+                    if in_flight.load(Ordering::Relaxed) >= pacing.max_in_flight {
+                        stats.shed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let index = next % target.len();
+                    next = next.wrapping_add(1);
+                    let slot = index % PACED_SLOTS;
+                    let (target, stats, in_flight) = (target.clone(), stats.clone(), in_flight.clone());
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    requests.spawn(async move {
+                        let result = tokio::time::timeout(hang, target.request(index)).await.map_err(|_| ());
+                        stats.outcome(slot, due_at, result);
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+            }
+            // Stopping: what was sent finishes (each within `hang`).
+            while requests.join_next().await.is_some() {}
+        });
+        Load { stats, stop, tasks: vec![pacer] }
     }
 
     /// What the workers measured so far.
@@ -316,6 +401,74 @@ mod tests {
         });
         let answered = finished.recv_timeout(Duration::from_secs(60)).expect("a timer beside the workers fired");
         assert!(answered > 0);
+    }
+
+    /// Answers every target but the last, which never answers.
+    struct OneSilent;
+
+    impl Target for OneSilent {
+        fn len(&self) -> usize {
+            3
+        }
+        async fn request(&self, index: usize) -> Result<(), String> {
+            if index == 2 {
+                std::future::pending::<()>().await;
+            }
+            tokio::task::yield_now().await;
+            Ok(())
+        }
+    }
+
+    /// The closed loop's workers all end up waiting on a silent target; the
+    /// paced loop keeps the others answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paced_load_keeps_the_answering_targets_served_beside_a_silent_one() {
+        let closed = Load::start(Arc::new(OneSilent), 4, Duration::from_secs(60));
+        let paced = Load::start_paced(
+            Arc::new(OneSilent),
+            Pacing { rate: 2_000, max_in_flight: 10_000 },
+            Duration::from_secs(60),
+        );
+        // Let both settle, then count what each answers in a second window.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while paced.stats().answered() < 200 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (c0, p0) = (closed.stats().answered(), paced.stats().answered());
+        let window = Instant::now();
+        while paced.stats().answered() < p0 + 500 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(paced.stats().answered() >= p0 + 500, "the paced load went on answering");
+        assert_eq!(closed.stats().answered(), c0, "every closed-loop worker waits on the silent target");
+        assert!(window.elapsed() < Duration::from_secs(30));
+        let paced = paced.stats().clone();
+        assert!(paced.sent() >= paced.answered() + 100, "requests to the silent target are still waiting");
+        assert_eq!(paced.shed(), 0);
+        closed.stop.store(true, Ordering::Relaxed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paced_load_sheds_past_its_in_flight_cap_and_counts_it() {
+        struct Silent;
+        impl Target for Silent {
+            fn len(&self) -> usize {
+                1
+            }
+            async fn request(&self, _index: usize) -> Result<(), String> {
+                std::future::pending().await
+            }
+        }
+        let load =
+            Load::start_paced(Arc::new(Silent), Pacing { rate: 5_000, max_in_flight: 50 }, Duration::from_millis(200));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while load.stats().hung() < 50 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stats = load.stop().await;
+        assert!(stats.shed() > 0, "due requests beyond the cap were shed");
+        assert!(stats.hung() >= 50);
+        assert_eq!(stats.sent(), stats.answered() + stats.failed() + stats.hung(), "stop waits for what was sent");
     }
 
     #[test]
