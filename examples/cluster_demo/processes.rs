@@ -26,12 +26,12 @@ pub(crate) struct MemberProcess {
     stdin: Option<ChildStdin>,
 }
 
-/// Ports free right now: bound all at once (so they differ), then released
-/// for the members to bind. Members are separate processes, so the ports
-/// are chosen here and passed on their command lines.
+/// Ports free right now, all different, then released for the members to
+/// bind. Members are separate processes, so the ports are chosen here and
+/// passed on their command lines; they come from below the kernel's
+/// ephemeral range, where no outgoing connection can take one meanwhile.
 pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
-    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
+    protoactor_testkit::service::free_ports(n)
 }
 
 impl MemberProcess {

@@ -14,17 +14,10 @@ use crate::Error;
 /// How long a new member may take to print its `ready` line.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
-/// Ports free right now, all different; released for the members to bind.
+/// Ports free right now, all different, below the kernel's ephemeral range
+/// (see `protoactor_testkit::service::free_ports`); released for the members to bind.
 pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Io("cannot find free ports on 127.0.0.1".into(), e))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io("cannot read a bound port".into(), e))
+    protoactor_testkit::service::free_ports(n).map_err(|e| Error::Io("cannot find free ports on 127.0.0.1".into(), e))
 }
 
 /// How a member process is started.

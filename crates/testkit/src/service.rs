@@ -8,10 +8,66 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago on 127.0.0.1. (The OS may hand it out
-/// again before the server binds it; fixtures retry the start if so.)
+/// A port that was free a moment ago on 127.0.0.1, for a server started as
+/// a separate process (see [`free_ports`]; 0 if none was found). Fixtures
+/// still retry a start whose port was taken meanwhile.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    free_ports(1).ok().and_then(|p| p.first().copied()).unwrap_or(0)
+}
+
+/// `n` different ports free on 127.0.0.1 right now, for servers started as
+/// separate processes, which bind them a moment later.
+///
+/// They come from below the kernel's ephemeral range. A port found by
+/// binding port 0 is one the kernel hands out again, to the next bind of
+/// port 0 or to the local end of the next outgoing connection, so the
+/// process that binds it a moment later can find it taken ("Address already
+/// in use": a member of the cluster demo failed so in CI). Below that range
+/// only explicit binds compete. Each call starts at a different place, so
+/// threads of one process picking at once do not pick alike.
+pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral_range();
+    let span = u32::from(high - low);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+                ^ std::process::id().wrapping_mul(2_654_435_761);
+        let _ = NEXT.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let mut held = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span.min(4 * 1024) {
+        if ports.len() == n {
+            break;
+        }
+        // A prime stride walks the whole span before it repeats.
+        let k = NEXT.fetch_add(7_919, Ordering::Relaxed);
+        let port = low + u16::try_from(k % span).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    if ports.len() < n {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("found {} of {n} free ports on 127.0.0.1 between {low} and {high}", ports.len()),
+        ));
+    }
+    Ok(ports)
+}
+
+/// Ports to pick from: the 16,384 below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768-60999 by default), and
+/// above 10,000, clear of the usual servers' own ports.
+fn below_ephemeral_range() -> (u16, u16) {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32_768);
+    let high = ephemeral_low.max(10_000 + 1_024);
+    (high.saturating_sub(16_384).max(10_000), high)
 }
 
 /// A fresh directory under the system temp dir, removed by [`ServiceProcess`].
@@ -167,5 +223,25 @@ impl Drop for ServiceProcess {
         if !self.dir.as_os_str().is_empty() {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_differ_lie_below_the_ephemeral_range_and_can_be_bound() {
+        let (low, high) = below_ephemeral_range();
+        let ports = free_ports(8).expect("eight free ports");
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 8, "{ports:?}");
+        assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?} not in {low}..{high}");
+        let listeners: Vec<_> =
+            ports.iter().map(|p| TcpListener::bind(("127.0.0.1", *p)).expect("bind a returned port")).collect();
+        assert_eq!(listeners.len(), 8);
+        assert_ne!(free_ports(1).expect("one more")[0], 0);
     }
 }
