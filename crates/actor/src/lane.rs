@@ -118,6 +118,10 @@ const LINGER: Duration = Duration::from_micros(30);
 const CHAIN: usize = 16;
 
 thread_local! {
+    /// Set while [`deliver_inline`] runs its delivery on this thread.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The lane that delivery would have started as a new task.
+    static DEFERRED: Cell<Option<(Arc<LaneSet>, usize)>> = const { Cell::new(None) };
     /// The lane running on this thread now, if any: (its set, its index).
     static CURRENT: Cell<(*const LaneSet, usize)> = const { Cell::new((std::ptr::null(), 0)) };
     /// The actor the running actor just woke on this lane: it runs next,
@@ -140,7 +144,9 @@ impl LaneSet {
             (!lane.scheduled.swap(true, Ordering::AcqRel), queue.len())
         };
         if first {
-            self.run_lane(index);
+            if !self.defer_start(index) {
+                self.run_lane(index);
+            }
         } else if waiting >= KICK {
             self.kick_idle(index);
         }
@@ -182,6 +188,58 @@ impl LaneSet {
                 }
                 return;
             }
+        }
+    }
+
+    /// Keeps the start of lane `index` for [`deliver_inline`] to run, if it
+    /// is armed on this thread and holds no lane yet.
+    fn defer_start(self: &Arc<Self>, index: usize) -> bool {
+        if !ARMED.with(Cell::get) {
+            return false;
+        }
+        DEFERRED.with(|slot| {
+            let held = slot.take();
+            let free = held.is_none();
+            slot.set(held.or_else(|| Some((self.clone(), index))));
+            free
+        })
+    }
+
+    /// One pass of a lane on the calling task (see [`deliver_inline`]): up
+    /// to [`TAKE`] items, then the lane ends as [`run`](Self::run) ends, or
+    /// its remaining items go to a task of its own.
+    fn run_inline(self: &Arc<Self>, index: usize) {
+        let lane = &self.lanes[index];
+        CURRENT.with(|current| current.set((Arc::as_ptr(self), index)));
+        let mut ran = 0;
+        while ran < TAKE {
+            let item = {
+                let mut queue = lane.queue.lock();
+                let item = queue.pop_front();
+                lane.waiting.store(queue.len(), Ordering::Relaxed);
+                item
+            };
+            let Some(item) = item else { break };
+            self.run_item(index, item);
+            ran += 1 + self.run_next(index);
+        }
+        CURRENT.with(|current| current.set((std::ptr::null(), 0)));
+        let done = {
+            let queue = lane.queue.lock();
+            let done = queue.is_empty();
+            if done {
+                // Under the lock: a push after this starts a new task.
+                lane.scheduled.store(false, Ordering::Release);
+            }
+            done
+        };
+        if !done {
+            return self.run_lane(index);
+        }
+        // The same recheck as an ending lane task's (see `run`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.backlog_elsewhere(index) && !lane.scheduled.swap(true, Ordering::AcqRel) {
+            self.run_lane(index);
         }
     }
 
@@ -311,6 +369,43 @@ impl LaneSet {
             tracing::error!("an actor task panicked outside its receive; that actor is gone");
         }
     }
+}
+
+/// Runs `deliver`, which hands messages to actors, then runs the actors it
+/// woke on the calling task, instead of starting a lane task for them.
+///
+/// For a transport's reader task delivering a lone message (a remote
+/// request): a new lane task is one more hop in the request's chain of
+/// wake-ups (socket, reader, lane, response writer, socket), and tokio runs
+/// at most three such hops in a row on one worker before it hands the next to
+/// another worker (a futex wake-up, the data in the other core's cache).
+/// At most one lane runs here, for one pass of at most 16 actor turns; any
+/// other lane, or what remains, gets its task as usual. Outside a tokio
+/// task, or on a lane, it only runs `deliver`.
+pub fn deliver_inline<R>(deliver: impl FnOnce() -> R) -> R {
+    if tokio::task::try_id().is_none() || !CURRENT.with(Cell::get).0.is_null() || ARMED.with(Cell::get) {
+        return deliver();
+    }
+    /// Disarms even if `deliver` panics (a kept lane then gets its task).
+    struct Armed;
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            ARMED.with(|armed| armed.set(false));
+            if let Some((set, index)) = DEFERRED.with(Cell::take) {
+                set.run_lane(index);
+            }
+        }
+    }
+    ARMED.with(|armed| armed.set(true));
+    let guard = Armed;
+    let result = deliver();
+    ARMED.with(|armed| armed.set(false));
+    let deferred = DEFERRED.with(Cell::take);
+    drop(guard);
+    if let Some((set, index)) = deferred {
+        set.run_inline(index);
+    }
+    result
 }
 
 /// Starts `future` as a task whose home is `lane`, polling it once now.
@@ -668,5 +763,111 @@ mod exchange {
         let last: u32 = system.root().request_future(&a, Start(b, 20), Duration::from_secs(600)).await.unwrap();
         assert_eq!(last, 39, "twenty round trips, each hit counted");
         system.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod inline {
+    #![allow(clippy::unwrap_used)]
+    use super::deliver_inline;
+    use crate::prelude::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    struct Counts(Arc<AtomicU32>);
+    struct Hit;
+
+    impl Actor for Counts {
+        async fn receive(&mut self, ctx: &mut Context) -> ActorResult {
+            if ctx.message_is::<Hit>() {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    }
+
+    fn counter(system: &ActorSystem) -> (Pid, Arc<AtomicU32>) {
+        let seen = Arc::new(AtomicU32::new(0));
+        let s = seen.clone();
+        (system.root().spawn(Props::from_producer(move || Counts(s.clone()))), seen)
+    }
+
+    async fn until(seen: &AtomicU32, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the actor never handled message {n}");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// As a transport's reader does: from a task of the runtime (a test's
+    /// own body runs in `block_on`, outside any task, where it only
+    /// delivers). The actor is spawned from the task too: work pushed from
+    /// outside the runtime's tasks makes its lane linger for more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_message_to_an_idle_actor_is_handled_before_deliver_inline_returns() {
+        let system = ActorSystem::new();
+        let root = system.root();
+        let system2 = system.clone();
+        tokio::spawn(async move {
+            let (pid, seen) = counter(&system2);
+            // A delivery that finds the actor's lane still ending its task
+            // (the other worker may run it) is left to that task; nearly all
+            // find the actor idle and run it here. Without inline delivery
+            // none would be handled before the call returned (the actor would
+            // wait for a lane task, which runs after this task yields).
+            let (mut sent, mut in_place) = (0, 0);
+            for _ in 0..1_000 {
+                sent += 1;
+                deliver_inline(|| root.send(&pid, Hit));
+                if seen.load(Ordering::SeqCst) == sent {
+                    in_place += 1;
+                } else {
+                    until(&seen, sent).await;
+                }
+            }
+            assert!(in_place >= 900, "only {in_place} of 1000 lone messages were handled in place");
+        })
+        .await
+        .unwrap();
+        system.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_that_panics_leaves_the_actor_to_its_lane_and_disarms() {
+        let system = ActorSystem::new();
+        let (pid, seen) = counter(&system);
+        let root = system.root();
+        tokio::spawn(async move {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                deliver_inline(|| {
+                    root.send(&pid, Hit);
+                    panic!("the transport failed mid-delivery");
+                })
+            }));
+            assert!(panicked.is_err());
+            until(&seen, 1).await;
+            // Disarmed: the next delivery is handled in place again.
+            deliver_inline(|| root.send(&pid, Hit));
+            until(&seen, 2).await;
+        })
+        .await
+        .unwrap();
+        system.shutdown().await;
+    }
+
+    #[test]
+    fn outside_a_tokio_task_it_only_delivers() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let system = runtime.block_on(async { ActorSystem::new() });
+        let (pid, seen) = runtime.block_on(async { counter(&system) });
+        let returned = deliver_inline(|| {
+            system.root().send(&pid, Hit);
+            7
+        });
+        assert_eq!(returned, 7);
+        runtime.block_on(until(&seen, 1));
+        runtime.block_on(system.shutdown());
     }
 }

@@ -78,6 +78,7 @@ pub use context::{Context, Forwarded, Reentered, Taken};
 pub use error::{ActorError, ActorResult, Error};
 pub use event_stream::{EventStream, Subscription};
 pub use future::{RequestFuture, ResponseFuture, StopFuture};
+pub use lane::deliver_inline;
 pub use mailbox::{MailboxKind, OverflowPolicy};
 pub use message::{
     AnyMessage, DeadLetterResponse, DeliveryFailure, DeliveryFailureKind, Envelope, Failure, Internal, Message,

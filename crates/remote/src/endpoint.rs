@@ -969,7 +969,7 @@ impl Writer {
                         crate::server::refuse_batch(remote, &batch, peer, member);
                         return Exit::Broken(format!("the member {member} is blocked"));
                     }
-                    crate::server::deliver_batch(remote, &batch, member, &mut receiving)
+                    crate::server::deliver(remote, &batch, member, &mut receiving)
                 }
                 Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) }))) => {
                     return Exit::Broken("peer disconnected".into());

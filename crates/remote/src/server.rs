@@ -279,7 +279,7 @@ async fn read_inbound(
                     refuse_batch(&remote, &batch, &address, &member_id);
                     break;
                 }
-                deliver_batch(&remote, &batch, &member_id, &mut receiving)
+                deliver(&remote, &batch, &member_id, &mut receiving)
             }
             Ok(Some(Inbound::Control(RemoteMessage { message_type: Some(MessageType::DisconnectRequest(_)) })))
             | Ok(None) => break,
@@ -342,6 +342,19 @@ impl Receiving<'_> {
             self.known.insert(id.to_string(), pid.clone());
         }
         pid
+    }
+}
+
+/// [`deliver_batch`] from a connection's reader task. A lone message (a
+/// request waiting for its answer, most likely) is handled on this task by
+/// the actor it wakes, one task hop less on its way (see
+/// [`protoactor_actor::deliver_inline`]); a larger batch leaves the actors
+/// to their lanes, so the reader goes on reading while they work.
+pub(crate) fn deliver<'a>(remote: &'a RemoteInner, batch: &InBatch, peer_member: &str, receiving: &mut Receiving<'a>) {
+    if batch.envelopes.len() == 1 {
+        protoactor_actor::deliver_inline(|| deliver_batch(remote, batch, peer_member, receiving));
+    } else {
+        deliver_batch(remote, batch, peer_member, receiving);
     }
 }
 
