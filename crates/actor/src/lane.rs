@@ -13,6 +13,10 @@
 //!   the lane it started on.
 //! - A lane with two or more actors waiting starts an idle lane, and an idle
 //!   lane steals half of such a backlog, so the work spreads over the cores.
+//! - A transport's reader task that delivers a lone message (a remote
+//!   request) runs the actor it wakes itself, through [`deliver_inline`],
+//!   instead of starting a lane task: a request's chain of wake-ups then
+//!   stays within the three that tokio runs in a row on one worker.
 //!
 //! Why not a tokio task per actor: on a multi-threaded runtime every spawn and
 //! every wake-up of an actor may wake a parked worker to steal it (a futex call
