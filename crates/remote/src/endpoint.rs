@@ -590,6 +590,10 @@ enum ConnectError {
     WrongCluster(String),
     /// Nothing listens at the address (the peer process is gone).
     Refused(String),
+    /// The connection was reset before the handshake was done: the listener
+    /// went away with the connection in its queue (a process killed a moment
+    /// ago closes its connections before its listener), or it sheds surplus.
+    Reset(String),
     Failed(DeliveryFailureKind, String),
 }
 
@@ -598,6 +602,18 @@ fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// True if `error` or one of its sources is a reset TCP connection.
+fn is_reset(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset) {
             return true;
         }
         next = e.source();
@@ -616,9 +632,13 @@ fn connect_failure(dial: &crate::dial::DialState, error: &(dyn std::error::Error
     if let Some(reason) = dial.tls_failure() {
         return ConnectError::Failed(DeliveryFailureKind::Tls, format!("{reason} ({chain})"));
     }
-    let kind =
-        if crate::error::has_tls_source(error) { DeliveryFailureKind::Tls } else { DeliveryFailureKind::EndpointGone };
-    ConnectError::Failed(kind, chain)
+    if crate::error::has_tls_source(error) {
+        return ConnectError::Failed(DeliveryFailureKind::Tls, chain);
+    }
+    if is_reset(error) {
+        return ConnectError::Reset(chain);
+    }
+    ConnectError::Failed(DeliveryFailureKind::EndpointGone, chain)
 }
 
 /// What the connection's watchdog looks at, each tick.
@@ -716,6 +736,8 @@ impl Writer {
         let remote = endpoint.remote.clone();
         let mut shutdown = remote.shutdown.subscribe();
         let mut failures = 0u32;
+        // The last connection broke after a good while and this is its redial.
+        let mut after_break = false;
         let mut ticker = endpoint.stall_ticker();
         let mut progress = Progress { sent: 0, waiting_since: None };
         loop {
@@ -756,6 +778,22 @@ impl Writer {
                 r = self.connect(generation) => r,
                 _ = shutdown.changed() => return self.shut_down().await,
             };
+            let redialed_after_break = std::mem::take(&mut after_break);
+            if let Err(ConnectError::Reset(reason)) = &attempt
+                && redialed_after_break
+            {
+                // The peer's connection broke an instant ago and its listener
+                // reset us: a killed process closes its connections before its
+                // listener. Look once more, shortly, for the refusal that tells
+                // the cluster it is gone, rather than waiting out a backoff.
+                tracing::debug!(address = %endpoint.address, %reason, "reset right after a break; redialing once more");
+                endpoint.detach(generation);
+                tokio::select! {
+                    _ = tokio::time::sleep(RESET_REDIAL_DELAY) => {}
+                    _ = shutdown.changed() => return self.shut_down().await,
+                }
+                continue;
+            }
             // A refusal is reported, then retried as any other failure.
             let attempt = attempt.map_err(|e| match e {
                 ConnectError::Refused(reason) => {
@@ -765,6 +803,7 @@ impl Writer {
                         .publish(EndpointUnreachable { address: endpoint.address.to_string(), reason: reason.clone() });
                     ConnectError::Failed(DeliveryFailureKind::EndpointGone, reason)
                 }
+                ConnectError::Reset(reason) => ConnectError::Failed(DeliveryFailureKind::EndpointGone, reason),
                 other => other,
             });
             let mut redial_now = false;
@@ -807,11 +846,12 @@ impl Writer {
                         return endpoint.terminate(kind, &why);
                     }
                 }
-                Err(ConnectError::Refused(_)) => {}
+                Err(ConnectError::Refused(_) | ConnectError::Reset(_)) => {}
             }
             // Whatever the old stream had not taken stays queued for the next one.
             endpoint.detach(generation);
             if redial_now {
+                after_break = true;
                 continue;
             }
             let base = remote.config.retry_backoff.saturating_mul(1 << failures.min(10));
@@ -1010,6 +1050,9 @@ impl Writer {
 /// A broken connection that had been up at least this long is redialed
 /// without a backoff (at most one immediate redial per this period).
 const IMMEDIATE_REDIAL_UPTIME: Duration = Duration::from_secs(1);
+
+/// How long the redial after a reset waits (see `ConnectError::Reset`).
+const RESET_REDIAL_DELAY: Duration = Duration::from_millis(20);
 
 /// How long a graceful shutdown waits for queued messages to be written.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
