@@ -599,21 +599,19 @@ enum ConnectError {
 
 /// True if `error` or one of its sources is a refused TCP connection.
 fn is_refused(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
-            return true;
-        }
-        next = e.source();
-    }
-    false
+    has_io_error(error, std::io::ErrorKind::ConnectionRefused)
 }
 
 /// True if `error` or one of its sources is a reset TCP connection.
 fn is_reset(error: &(dyn std::error::Error + 'static)) -> bool {
+    has_io_error(error, std::io::ErrorKind::ConnectionReset)
+}
+
+/// True if `error` or one of its sources is an I/O error of `kind`.
+fn has_io_error(error: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset) {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
             return true;
         }
         next = e.source();
