@@ -15,7 +15,7 @@ use protoactor_load::{Histogram, Load, Stats, histogram};
 
 use crate::load::Grains;
 use crate::output::{Output, ms, secs, thousands};
-use crate::processes::{MemberProcess, free_ports};
+use crate::processes::MemberProcess;
 use crate::{CountReply, Increment, KIND};
 
 /// How long after the kill every grain of the dead member must answer again.
@@ -220,9 +220,11 @@ async fn drive(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
 
     // Members are separate processes: their health ports are chosen here,
-    // since every member and the client poll the same list of them.
+    // since every member and the client poll the same list of them (below
+    // the kernel's ephemeral range, where no outgoing connection takes one
+    // before the member binds it).
     let started = Instant::now();
-    let health_ports = free_ports(args.members)?;
+    let health_ports = protoactor_testkit::service::free_ports(args.members)?;
     let peers: Vec<String> = health_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let starting: Vec<_> = health_ports
         .iter()

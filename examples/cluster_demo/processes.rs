@@ -26,14 +26,6 @@ pub(crate) struct MemberProcess {
     stdin: Option<ChildStdin>,
 }
 
-/// Ports free right now, all different, then released for the members to
-/// bind. Members are separate processes, so the ports are chosen here and
-/// passed on their command lines; they come from below the kernel's
-/// ephemeral range, where no outgoing connection can take one meanwhile.
-pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    protoactor_testkit::service::free_ports(n)
-}
-
 impl MemberProcess {
     /// Starts `name` with its health endpoint on `health_port`, polling
     /// `peers`, and waits for its `ready` line.

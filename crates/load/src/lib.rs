@@ -445,7 +445,6 @@ mod tests {
         let paced = paced.stats().clone();
         assert!(paced.sent() >= paced.answered() + 100, "requests to the silent target are still waiting");
         assert_eq!(paced.shed(), 0);
-        closed.stop.store(true, Ordering::Relaxed);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
