@@ -354,30 +354,22 @@ impl TlsConfig {
         })?;
         // Building both sides once reports what the PEM checks cannot see
         // (unparsable DER, a key that does not match the certificate).
-        tonic::transport::Server::builder()
-            .tls_config(self.server())
-            .map_err(|e| Error::Tls(format!("the server side cannot use it: {}", error_chain(&e))))?;
+        crate::dial::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, true)
+            .map_err(|e| Error::Tls(format!("the server side cannot use it: {e}")))?;
         Ok(())
     }
 
     /// The server half: our identity, and the CA clients must chain to when required.
-    pub(crate) fn server(&self) -> tonic::transport::ServerTlsConfig {
-        let config = tonic::transport::ServerTlsConfig::new().identity(self.identity()).timeout(self.handshake_timeout);
-        if self.require_client_auth {
-            config.client_ca_root(tonic::transport::Certificate::from_pem(&self.ca_pem))
-        } else {
-            config
-        }
+    pub(crate) fn server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, Error> {
+        crate::dial::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, self.require_client_auth)
+            .map(std::sync::Arc::new)
+            .map_err(|e| Error::Tls(format!("the server cannot use the TLS configuration: {e}")))
     }
 
     /// The client half (see `dial`): the CA the server must chain to, our
     /// identity for mutual TLS, and the name to verify the server as.
     pub(crate) fn client(&self) -> Option<(std::sync::Arc<rustls::ClientConfig>, Option<String>)> {
         self.client.clone().map(|config| (config, self.domain_name.clone()))
-    }
-
-    fn identity(&self) -> tonic::transport::Identity {
-        tonic::transport::Identity::from_pem(&self.cert_pem, &self.key_pem)
     }
 }
 

@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::TcpConnectInfo;
 
 use crate::throttle_log::LogThrottle;
 
@@ -282,10 +282,9 @@ macro_rules! io_or_closed {
     };
 }
 
-impl Connected for Guarded {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
+impl Guarded {
+    /// The connection's addresses.
+    pub(crate) fn connect_info(&self) -> TcpConnectInfo {
         self.info.clone()
     }
 }

@@ -584,6 +584,15 @@ impl Stream for OutboundStream {
     }
 }
 
+/// A connection whose handshake the peer accepted.
+struct Connected {
+    inbound: Streaming<Inbound>,
+    member: String,
+    dial: Arc<crate::dial::DialState>,
+    /// Runs the connection (see `drive`); dropping it closes the connection.
+    driver: crate::drive::Driver,
+}
+
 enum ConnectError {
     Blocked,
     /// The peer belongs to another cluster (the reason names both).
@@ -806,11 +815,14 @@ impl Writer {
             });
             let mut redial_now = false;
             match attempt {
-                Ok((inbound, member, dial)) => {
+                Ok(Connected { inbound, member, dial, mut driver }) => {
                     failures = 0;
                     let opened = tokio::time::Instant::now();
                     let watchdog = Watchdog { ticker: &mut ticker, progress: &mut progress, dial };
-                    match self.watch(inbound, &member, &mut shutdown, watchdog).await {
+                    let exit = driver.run(self.watch(inbound, &member, &mut shutdown, watchdog)).await;
+                    // The connection closes here, with what hyper still ran for it.
+                    drop(driver);
+                    match exit {
                         Exit::Shutdown => return self.shut_down().await,
                         Exit::Stalled(reason) => {
                             tracing::warn!(address = %endpoint.address, %reason, "closing a stalled peer's connection");
@@ -879,32 +891,56 @@ impl Writer {
     }
 
     /// Opens the stream and completes the handshake; the outbound stream
-    /// starts draining the queues once the peer has accepted us.
-    async fn connect(
-        &self,
-        generation: u64,
-    ) -> Result<(Streaming<Inbound>, String, Arc<crate::dial::DialState>), ConnectError> {
+    /// starts draining the queues once the peer has accepted us. The
+    /// connection runs in the returned driver, polled by this task.
+    async fn connect(&self, generation: u64) -> Result<Connected, ConnectError> {
+        use tonic::codegen::Service;
         let remote = &self.endpoint.remote;
         let config = &remote.config;
-        let dialer = crate::dial::Dialer::new(config.tls.as_ref().and_then(|tls| tls.client()));
+        let mut dialer = crate::dial::Dialer::new(config.tls.as_ref().and_then(|tls| tls.client()));
         let dial = dialer.state();
         let failed = |e: &(dyn std::error::Error + 'static)| connect_failure(&dial, e);
         // TLS, if configured, is the dialer's (see `dial`), so the scheme is http.
+        let origin: tonic::codegen::http::Uri =
+            format!("http://{}", self.endpoint.address).parse().map_err(|e| failed(&e))?;
+        let connect_timeout = config.connect_timeout;
+        let io =
+            tokio::time::timeout(connect_timeout, dialer.call(origin.clone()))
+                .await
+                .map_err(|_| {
+                    ConnectError::Failed(
+                        DeliveryFailureKind::EndpointGone,
+                        format!("connecting took longer than {connect_timeout:?} (RemoteConfig::with_connect_timeout)"),
+                    )
+                })?
+                // A refusal is told apart (the cluster suspects the member at once);
+                // the source chain says why for the rest.
+                .map_err(|e| {
+                    if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
+                })?;
+        let mut driver = crate::drive::Driver::new();
         let stall = config.stall_timeout;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.endpoint.address))
-            .map_err(|e| failed(&e))?
-            .connect_timeout(config.connect_timeout)
+        let mut builder = hyper::client::conn::http2::Builder::new(driver.exec());
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
             // A peer that answers no ping is closed (see `with_stall_timeout`;
             // later than the write watchdog, which can say why).
-            .http2_keep_alive_interval(stall / 2)
+            .keep_alive_interval(stall / 2)
             .keep_alive_timeout(stall)
             .keep_alive_while_idle(true);
-        // A refusal is told apart (the cluster suspects the member at once);
-        // the source chain says why for the rest.
-        let channel = endpoint.connect_with_connector(dialer).await.map_err(|e| {
-            if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
-        })?;
-        let mut client = tonic::client::Grpc::new(channel)
+        let opened = tokio::time::timeout(connect_timeout, driver.run(builder.handshake::<_, tonic::body::Body>(io)))
+            .await
+            .map_err(|_| {
+                ConnectError::Failed(DeliveryFailureKind::EndpointGone, "the HTTP/2 handshake timed out".into())
+            })?;
+        let (sender, connection) = opened.map_err(|e| failed(&e))?;
+        let address = self.endpoint.address.clone();
+        driver.exec().spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%address, %error, "connection ended");
+            }
+        });
+        let mut client = tonic::client::Grpc::with_origin(crate::dial::H2Client(sender), origin)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
         let hello = RemoteMessage {
@@ -942,7 +978,7 @@ impl Writer {
                         address: self.endpoint.address.to_string(),
                         member_id: r.member_id.clone(),
                     });
-                    Ok((inbound, r.member_id, dial.clone()))
+                    Ok((inbound, r.member_id))
                 }
                 other => Err(match dial.tls_failure() {
                     Some(reason) => ConnectError::Failed(DeliveryFailureKind::Tls, reason),
@@ -953,14 +989,14 @@ impl Writer {
                 }),
             }
         };
-        let inbound = tokio::time::timeout(config.connect_timeout, handshake)
+        let (inbound, member) = tokio::time::timeout(config.connect_timeout, driver.run(handshake))
             .await
             .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
             outbox.set_phase(Phase::Open);
         }
-        Ok(inbound)
+        Ok(Connected { inbound, member, dial, driver })
     }
 
     /// Delivers what the peer sends back on our connection until it breaks

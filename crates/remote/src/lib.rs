@@ -40,6 +40,7 @@ mod codec;
 mod config;
 mod conn;
 mod dial;
+mod drive;
 mod endpoint;
 mod error;
 mod remote;

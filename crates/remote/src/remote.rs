@@ -323,34 +323,23 @@ impl Remote {
             .map_err(|e| Error::Transport(format!("could not start the activator: {e}")))?;
 
         let service = RemotingServer { remote: self.inner.clone() };
-        let mut shutdown = self.inner.shutdown.subscribe();
+        let shutdown = self.inner.shutdown.subscribe();
         // Our own accept loop: it caps connections that have not shaken
         // hands, closes them at their deadline, and closes a blocked
         // member's connections (see `conn`).
         let incoming =
             self.inner.connections.clone().incoming(listener, config.tls.as_ref().map(|tls| tls.handshake_timeout()));
-        // One stream per peer and connection is all the protocol uses: a
-        // stranger gets no room for many streams that each buffer a handshake.
-        // A peer that answers no ping (frozen, or its half of the connection
-        // lost) is closed (see `with_stall_timeout`).
-        let stall = config.stall_timeout;
-        let mut builder = tonic::transport::Server::builder()
-            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .http2_keepalive_interval(Some(stall / 2))
-            .http2_keepalive_timeout(Some(stall / 2));
-        if let Some(tls) = &config.tls {
-            builder = builder.tls_config(tls.server()).map_err(|e| {
-                Error::Tls(format!("the server cannot use the TLS configuration: {}", crate::config::error_chain(&e)))
-            })?;
-        }
-        let serve = builder.add_service(service).serve_with_incoming_shutdown(incoming, async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        });
-        let task = system.runtime().spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "remoting server stopped with an error");
-            }
-        });
+        let tls = match &config.tls {
+            Some(tls) => Some((tokio_rustls::TlsAcceptor::from(tls.server_config()?), tls.handshake_timeout())),
+            None => None,
+        };
+        let listening = crate::server::Listening {
+            service,
+            tls,
+            max_streams: MAX_STREAMS_PER_CONNECTION,
+            stall: config.stall_timeout,
+        };
+        let task = system.runtime().spawn(crate::server::serve(incoming, listening, shutdown));
         *self.server.lock() = Some(task);
         tracing::info!(%address, system = %system.id(), "remoting started");
         Ok(address)

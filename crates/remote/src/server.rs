@@ -1,5 +1,7 @@
-//! The receiving side: the gRPC service that accepts a peer's stream, checks
-//! its handshake against the block list and delivers its batches locally.
+//! The receiving side: the accept loop and each connection's HTTP/2 server
+//! (one task per connection, see `drive`), and the gRPC service that accepts
+//! a peer's stream, checks its handshake against the block list and delivers
+//! its batches locally.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,11 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, StreamingService};
+use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::batch::WordHash;
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
-use crate::conn::InboundBody;
+use crate::conn::{Guarded, InboundBody};
+use crate::drive::{ConnExec, Driver};
 use crate::endpoint::{Endpoint, OutboundStream};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectResponse, RemoteMessage, connect_request};
@@ -72,11 +76,122 @@ where
 
 /// The address a request came from (its connection's, TLS or not).
 fn peer_of(extensions: &http::Extensions) -> Option<SocketAddr> {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    extensions
-        .get::<TcpConnectInfo>()
-        .and_then(|i| i.remote_addr())
-        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr()))
+    extensions.get::<TcpConnectInfo>().and_then(|i| i.remote_addr())
+}
+
+/// How the remote port serves its connections.
+#[derive(Clone)]
+pub(crate) struct Listening {
+    pub(crate) service: RemotingServer,
+    /// The TLS acceptor and how long a handshake may take.
+    pub(crate) tls: Option<(tokio_rustls::TlsAcceptor, Duration)>,
+    pub(crate) max_streams: u32,
+    pub(crate) stall: Duration,
+}
+
+/// Serves every admitted connection until `shutdown`, then waits for them
+/// to close (each is told to, and closes once its streams are done).
+pub(crate) async fn serve(
+    incoming: impl Stream<Item = Result<Guarded, std::io::Error>>,
+    listening: Listening,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut incoming = std::pin::pin!(incoming);
+    let mut connections = tokio::task::JoinSet::new();
+    let told = shutdown.clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            next = incoming.next() => match next {
+                Some(Ok(guarded)) => {
+                    connections.spawn(serve_connection(guarded, listening.clone(), told.clone()));
+                }
+                Some(Err(error)) => tracing::warn!(%error, "accepting a connection failed"),
+                None => break,
+            },
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// One connection: TLS if configured, then HTTP/2 in one task with what it
+/// serves (see `drive`).
+async fn serve_connection(guarded: Guarded, listening: Listening, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let info = guarded.connect_info();
+    let peer = info.remote_addr;
+    match listening.tls.clone() {
+        None => serve_http2(hyper_util::rt::TokioIo::new(guarded), info, listening, shutdown).await,
+        Some((acceptor, timeout)) => match tokio::time::timeout(timeout, acceptor.accept(guarded)).await {
+            Ok(Ok(tls)) => serve_http2(hyper_util::rt::TokioIo::new(tls), info, listening, shutdown).await,
+            Ok(Err(error)) => tracing::debug!(?peer, %error, "TLS handshake failed"),
+            Err(_) => tracing::debug!(?peer, ?timeout, "TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_http2<I>(
+    io: I,
+    info: TcpConnectInfo,
+    listening: Listening,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut driver = Driver::new();
+    let exec = driver.exec();
+    let peer = info.remote_addr;
+    let service = ConnService { inner: listening.service, info, exec: exec.clone() };
+    let mut builder = hyper::server::conn::http2::Builder::new(exec);
+    // One stream per peer and connection is all the protocol uses: a
+    // stranger gets no room for many streams that each buffer a handshake.
+    // A peer that answers no ping (frozen, or its half of the connection
+    // lost) is closed (see `with_stall_timeout`).
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(listening.max_streams)
+        .keep_alive_interval(listening.stall / 2)
+        .keep_alive_timeout(listening.stall / 2);
+    let mut connection = std::pin::pin!(builder.serve_connection(io, service));
+    let served = driver
+        .run(async {
+            tokio::select! {
+                done = connection.as_mut() => return done,
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        })
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(?peer, %error, "connection ended");
+    }
+    // The readers of its streams see it ended, and end.
+    if tokio::time::timeout(Duration::from_secs(10), driver.finish()).await.is_err() {
+        tracing::warn!(?peer, "a closed connection's readers did not end within 10 s; dropped");
+    }
+}
+
+/// The service of one connection: the request carries the connection's
+/// address and executor.
+#[derive(Clone)]
+struct ConnService {
+    inner: RemotingServer,
+    info: TcpConnectInfo,
+    exec: ConnExec,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn call(&self, mut request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.info.clone());
+        request.extensions_mut().insert(self.exec.clone());
+        self.inner.clone().call(request)
+    }
 }
 
 struct ReceiveService {
@@ -99,12 +214,17 @@ fn receive(remote: Arc<RemoteInner>, request: Request<Streaming<Inbound>>) -> Re
         return Err(Status::unavailable("this system is shutting down"));
     }
     let peer = request.remote_addr();
+    let exec = request.extensions().get::<ConnExec>().cloned();
     let inbound = request.into_inner();
     // The response opens at once (a client may wait for it before its
     // first message); what it carries is decided by the handshake.
     let (decide, decision) = oneshot::channel::<ResponseStream>();
-    let runtime = remote.system.runtime().clone();
-    runtime.spawn(accept(remote, inbound, peer, decide));
+    // The reader runs in the connection's task (see `drive`), so that a
+    // message read, delivered and answered wakes no other task.
+    match exec {
+        Some(exec) => exec.spawn(accept(remote, inbound, peer, decide)),
+        None => drop(remote.system.runtime().clone().spawn(accept(remote, inbound, peer, decide))),
+    }
     let response = futures_util::stream::once(decision).flat_map(|chosen| match chosen {
         Ok(stream) => stream,
         Err(_) => Box::pin(futures_util::stream::empty()),
