@@ -334,7 +334,34 @@ impl AsyncWrite for Guarded {
     }
 }
 
-/// A request body that follows the gRPC messages in it, for two guards:
+/// The error a body ends with when its peer stalled in the middle of a message.
+#[derive(Debug)]
+pub(crate) struct MidMessageStall(pub(crate) String);
+
+impl std::fmt::Display for MidMessageStall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MidMessageStall {}
+
+impl MidMessageStall {
+    /// The stall `error` or one of its sources reports, if any.
+    pub(crate) fn in_chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a MidMessageStall> {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(stall) = e.downcast_ref::<MidMessageStall>() {
+                return Some(stall);
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
+/// A body of gRPC messages (a peer's request, or the answer on a stream we
+/// opened), followed for two guards:
 ///
 /// - the first message (the handshake) may announce at most `limit` bytes.
 ///   tonic reserves a buffer of the announced length as soon as it reads a
@@ -471,7 +498,7 @@ where
             Poll::Pending => {
                 return match this.silent(cx) {
                     Ok(()) => Poll::Pending,
-                    Err(reason) => Poll::Ready(Some(Err(reason.into()))),
+                    Err(reason) => Poll::Ready(Some(Err(Box::new(MidMessageStall(reason))))),
                 };
             }
         };

@@ -386,20 +386,35 @@ pub(crate) fn client_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Resu
 }
 
 /// The gRPC client's view of one HTTP/2 connection that this crate runs
-/// itself (see `drive`), in place of tonic's channel.
+/// itself (see `drive`), in place of tonic's channel. The answer's body is
+/// guarded as a peer's request is on the server (see `InboundBody`): a peer
+/// that stops in the middle of a message is found out, though its HTTP/2
+/// stack still answers pings.
 #[derive(Clone)]
-pub(crate) struct H2Client(pub(crate) hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+pub(crate) struct H2Client {
+    pub(crate) sender: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+    /// The most the peer's first message (its handshake answer) may announce.
+    pub(crate) first_limit: usize,
+    pub(crate) stall: std::time::Duration,
+}
+
+type Answer = tonic::codegen::http::Response<crate::conn::InboundBody<hyper::body::Incoming>>;
 
 impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for H2Client {
-    type Response = tonic::codegen::http::Response<hyper::body::Incoming>;
+    type Response = Answer;
     type Error = hyper::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Answer, hyper::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.0.poll_ready(cx)
+        self.sender.poll_ready(cx)
     }
 
     fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(self.0.send_request(request))
+        let answer = self.sender.send_request(request);
+        let (limit, stall) = (self.first_limit, self.stall);
+        Box::pin(async move {
+            let answer = answer.await?;
+            Ok(answer.map(|body| crate::conn::InboundBody::new(body, limit, stall)))
+        })
     }
 }

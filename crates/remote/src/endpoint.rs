@@ -940,7 +940,8 @@ impl Writer {
                 tracing::debug!(%address, %error, "connection ended");
             }
         });
-        let mut client = tonic::client::Grpc::with_origin(crate::dial::H2Client(sender), origin)
+        let h2 = crate::dial::H2Client { sender, first_limit: config.max_handshake_size, stall };
+        let mut client = tonic::client::Grpc::with_origin(h2, origin)
             .max_decoding_message_size(config.max_frame_size)
             .max_encoding_message_size(config.max_frame_size);
         let hello = RemoteMessage {
@@ -1050,7 +1051,12 @@ impl Writer {
                 }
                 Ok(Some(other)) => tracing::debug!(%peer, "ignoring unexpected message: {other:?}"),
                 Ok(None) => return Exit::Broken("peer closed the stream".into()),
-                Err(e) => return Exit::Broken(e.to_string()),
+                Err(e) => {
+                    if let Some(stall) = crate::conn::MidMessageStall::in_chain(&e) {
+                        return Exit::Stalled(stall.to_string());
+                    }
+                    return Exit::Broken(e.to_string());
+                }
             }
         }
     }

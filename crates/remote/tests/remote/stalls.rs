@@ -1,6 +1,7 @@
 //! Peers that stall after their handshake: one frozen behind a proxy (it
-//! answers nothing, not even HTTP/2 pings), and one whose HTTP/2 stack is
-//! alive but that never reads what we send. Each is detected within the
+//! answers nothing, not even HTTP/2 pings), one whose HTTP/2 stack is alive
+//! but that never reads what we send, and one that stops in the middle of a
+//! message on the stream we opened. Each is detected within the
 //! stall timeout: its connection is closed, the endpoint to it terminates
 //! as `EndpointGone` saying it stalled, waiting requests fail at once, and
 //! other peers are still served.
@@ -155,4 +156,93 @@ async fn a_peer_that_stops_reading_what_we_send_is_dropped() {
     assert_eq!(pong, Pong(4));
     b.stop().await;
     c.stop().await;
+}
+
+/// A body that yields what arrives on a channel and never ends while the
+/// sender lives.
+struct ChannelBody(mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+}
+
+/// A gRPC message: the 5-byte prefix announcing `len` bytes, then `body`.
+fn grpc_message(len: u32, body: &[u8]) -> bytes::Bytes {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    out.into()
+}
+
+/// A peer that accepts our handshake, then stops in the middle of the next
+/// message on the stream we opened, while its HTTP/2 stack stays alive (it
+/// answers pings, so only following the messages finds it out). Each
+/// connection it served sends on the returned channel once it is closed.
+async fn stalls_mid_message() -> (String, mpsc::UnboundedReceiver<()>) {
+    use prost::Message as _;
+    use protoactor_remote::proto::ConnectResponse;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let (closed_tx, closed) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let closed = closed_tx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: tonic::codegen::http::Request<hyper::body::Incoming>| async move {
+                        let (tx, rx) = mpsc::channel(4);
+                        let accepted = RemoteMessage {
+                            message_type: Some(MessageType::ConnectResponse(ConnectResponse {
+                                member_id: "stalls".into(),
+                                blocked: false,
+                                cluster_name: None,
+                            })),
+                        }
+                        .encode_to_vec();
+                        let _ = tx.send(grpc_message(accepted.len() as u32, &accepted)).await;
+                        let _ = tx.send(grpc_message(1_000, &[0u8; 10])).await;
+                        // Keeps the answer open (and reads what comes) until the client hangs up.
+                        tokio::spawn(async move {
+                            use http_body::Body as _;
+                            let mut body = std::pin::pin!(request.into_body());
+                            while let Some(Ok(_)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {}
+                            drop(tx);
+                        });
+                        let answer = tonic::codegen::http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(ChannelBody(rx))
+                            .expect("a response");
+                        Ok::<_, std::convert::Infallible>(answer)
+                    },
+                );
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+                let _ = closed.send(());
+            });
+        }
+    });
+    (address, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stalls_mid_message_on_our_stream_is_dropped() {
+    let (address, mut closed) = stalls_mid_message().await;
+    let a = Node::start(config().with_stall_timeout(STALL)).await;
+    let (_sub, mut ended) = a.system.event_stream().subscribe_channel::<EndpointTerminated>();
+    a.system.root().send(&Pid::new(address.as_str(), "anyone"), Ping(1));
+    let event = recv(&mut ended, "EndpointTerminated").await;
+    assert_eq!((event.address.as_str(), event.kind), (address.as_str(), DeliveryFailureKind::EndpointGone));
+    assert!(event.reason.contains("middle of a message"), "says the peer stalled mid-message: {event:?}");
+    recv(&mut closed, "our side closing the connection").await;
+    a.stop().await;
 }
