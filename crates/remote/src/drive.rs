@@ -1,23 +1,32 @@
-//! One task per connection. hyper runs a connection as several futures (the
-//! HTTP/2 connection, a pipe per stream body) and spawns all but one on an
-//! executor; on tokio's each would be a task of its own, and every frame of a
-//! round trip would hop between them (the reader that hands a request to an
-//! actor, the body that carries its reply, the connection that writes it),
-//! each hop a wake-up of another task, often on the other worker thread.
+//! One task for an accepted connection. hyper's HTTP/2 server runs a
+//! connection as several futures (the connection itself, and a pipe per
+//! stream that carries our side's messages) and spawns all but one on an
+//! executor; on tokio's each would be a task of its own, and every reply
+//! would hop from its pipe's task to the connection's before it is written,
+//! a wake-up of another task, often on the other worker thread.
 //! [`ConnExec`] is that executor for one connection: what it is given runs in
-//! the task that runs the [`Driver`], which polls them all in one pass, again
-//! while any of them wakes another, so a frame read, handled and answered
-//! costs no hop at all.
+//! the task that runs the [`Driver`], which polls them in passes, again while
+//! any of them wakes another, so a reply is framed and written in one go.
+//! (The reader that delivers what the peer sends keeps a task of its own:
+//! in this one it would hold back the writes under load.)
+//!
+//! What the connection writes in one poll of the task is written to the
+//! socket once, at its end ([`Driver::cork`]): under load the futures of one
+//! pass wake each other many times, and each wake would otherwise cost a
+//! write of its own (a handful of small frames each).
 
 use std::future::Future;
+use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
+use bytes::{Buf, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 type Spawned = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -57,6 +66,23 @@ struct PassWaker {
     task: AtomicWaker,
     in_pass: AtomicBool,
     woken: AtomicBool,
+    /// The main future was woken: only then is it polled again (polling
+    /// it for the others' wakes would cost, e.g., a timer's registration).
+    main_woken: AtomicBool,
+}
+
+/// The main future's waker.
+struct MainWaker(Arc<PassWaker>);
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.main_woken.store(true, Ordering::SeqCst);
+        self.0.wake_by_ref();
+    }
 }
 
 impl Wake for PassWaker {
@@ -79,7 +105,10 @@ impl Wake for PassWaker {
 pub(crate) struct Driver {
     exec: ConnExec,
     waker: Waker,
+    main_waker: Waker,
     running: FuturesUnordered<Spawned>,
+    /// The connection's writes, held until the end of each poll.
+    cork: Option<Arc<dyn Drain>>,
 }
 
 /// Passes in one poll before the task yields to others (the futures keep
@@ -93,10 +122,23 @@ impl Driver {
             task: AtomicWaker::new(),
             in_pass: AtomicBool::new(false),
             woken: AtomicBool::new(false),
+            main_woken: AtomicBool::new(true),
         });
         let waker = Waker::from(wake.clone());
+        let main_waker = Waker::from(Arc::new(MainWaker(wake.clone())));
         let shared = Arc::new(Shared { spawned: Mutex::new(Vec::new()), wake });
-        Driver { exec: ConnExec { shared }, waker, running: FuturesUnordered::new() }
+        Driver { exec: ConnExec { shared }, waker, main_waker, running: FuturesUnordered::new(), cork: None }
+    }
+
+    /// Wraps the connection's transport: what is written to it waits in a
+    /// buffer until this driver's poll ends (or the buffer fills).
+    pub(crate) fn cork<T>(&mut self, io: T) -> Corked<T>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let inner = Arc::new(Mutex::new(CorkInner { io, buf: BytesMut::new(), failed: None }));
+        self.cork = Some(inner.clone());
+        Corked(inner)
     }
 
     pub(crate) fn exec(&self) -> ConnExec {
@@ -106,6 +148,8 @@ impl Driver {
     /// Polls `main` and everything spawned here until `main` completes.
     pub(crate) async fn run<F: Future>(&mut self, main: F) -> F::Output {
         let mut main = pin!(main);
+        // A new main future has not been polled yet.
+        self.exec.shared.wake.main_woken.store(true, Ordering::SeqCst);
         std::future::poll_fn(|cx| self.poll_with(cx, |cx| main.as_mut().poll(cx))).await
     }
 
@@ -123,27 +167,147 @@ impl Driver {
     }
 
     fn poll_with<T>(&mut self, cx: &mut Context<'_>, mut main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        self.exec.shared.wake.task.register(cx.waker());
+        let (waker, main_waker) = (self.waker.clone(), self.main_waker.clone());
+        let mut inner = Context::from_waker(&waker);
+        let mut main_cx = Context::from_waker(&main_waker);
+        let polled = self.passes(&mut inner, &mut main_cx, &mut main);
+        if let Some(cork) = &self.cork {
+            // A write that must wait for room wakes the task through `inner`.
+            cork.drain(&mut inner);
+        }
+        match polled {
+            Some(out) => out,
+            None => {
+                // Still busy: let the worker's other tasks run, then carry on.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Polls `main` and the spawned futures in passes, until a pass in
+    /// which none of them was woken; `None` if they were still busy after
+    /// [`PASSES_PER_POLL`].
+    fn passes<T>(
+        &mut self,
+        inner: &mut Context<'_>,
+        main_cx: &mut Context<'_>,
+        main: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Option<Poll<T>> {
         let wake = &self.exec.shared.wake;
-        wake.task.register(cx.waker());
-        let mut inner = Context::from_waker(&self.waker);
         for _ in 0..PASSES_PER_POLL {
             wake.in_pass.store(true, Ordering::SeqCst);
             wake.woken.store(false, Ordering::SeqCst);
-            if let Poll::Ready(out) = main(&mut inner) {
+            if wake.main_woken.swap(false, Ordering::SeqCst)
+                && let Poll::Ready(out) = main(main_cx)
+            {
                 wake.in_pass.store(false, Ordering::SeqCst);
-                return Poll::Ready(out);
+                return Some(Poll::Ready(out));
             }
             let spawned = std::mem::take(&mut *self.exec.shared.spawned.lock());
             self.running.extend(spawned);
-            while let Poll::Ready(Some(())) = self.running.poll_next_unpin(&mut inner) {}
+            while let Poll::Ready(Some(())) = self.running.poll_next_unpin(inner) {}
             wake.in_pass.store(false, Ordering::SeqCst);
             if !wake.woken.load(Ordering::SeqCst) {
-                return Poll::Pending;
+                return Some(Poll::Pending);
             }
         }
-        // Still busy: let the worker's other tasks run, then carry on.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        None
+    }
+}
+
+/// Past this many bytes waiting, a write goes to the socket at once.
+const CORK_LIMIT: usize = 64 * 1024;
+
+/// A transport whose writes wait for the end of the driver's poll (see
+/// [`Driver::cork`]). Flushing it does nothing: the driver flushes.
+pub(crate) struct Corked<T>(Arc<Mutex<CorkInner<T>>>);
+
+struct CorkInner<T> {
+    io: T,
+    buf: BytesMut,
+    /// Why the last write to the socket failed; reported to the next writer.
+    failed: Option<io::Error>,
+}
+
+impl<T: AsyncWrite + Unpin> CorkInner<T> {
+    /// Writes what waits, until done or the socket is full.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        while !self.buf.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.buf.advance(n);
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+}
+
+/// The driver's side of a cork.
+trait Drain: Send + Sync {
+    fn drain(&self, cx: &mut Context<'_>);
+}
+
+impl<T: AsyncWrite + Unpin + Send> Drain for Mutex<CorkInner<T>> {
+    fn drain(&self, cx: &mut Context<'_>) {
+        let mut inner = self.lock();
+        if inner.buf.is_empty() {
+            return;
+        }
+        if let Poll::Ready(Err(e)) = inner.poll_drain(cx) {
+            inner.failed = Some(e);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Corked<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0.lock().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut inner = self.0.lock();
+        if inner.buf.len() >= CORK_LIMIT || inner.failed.is_some() {
+            ready!(inner.poll_drain(cx))?;
+        }
+        let mut n = 0;
+        for b in bufs {
+            inner.buf.extend_from_slice(b);
+            n += b.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.0.lock().failed.take() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.0.lock();
+        ready!(inner.poll_drain(cx))?;
+        Pin::new(&mut inner.io).poll_shutdown(cx)
     }
 }
 

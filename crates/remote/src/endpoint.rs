@@ -589,8 +589,6 @@ struct Connected {
     inbound: Streaming<Inbound>,
     member: String,
     dial: Arc<crate::dial::DialState>,
-    /// Runs the connection (see `drive`); dropping it closes the connection.
-    driver: crate::drive::Driver,
 }
 
 enum ConnectError {
@@ -815,14 +813,11 @@ impl Writer {
             });
             let mut redial_now = false;
             match attempt {
-                Ok(Connected { inbound, member, dial, mut driver }) => {
+                Ok(Connected { inbound, member, dial }) => {
                     failures = 0;
                     let opened = tokio::time::Instant::now();
                     let watchdog = Watchdog { ticker: &mut ticker, progress: &mut progress, dial };
-                    let exit = driver.run(self.watch(inbound, &member, &mut shutdown, watchdog)).await;
-                    // The connection closes here, with what hyper still ran for it.
-                    drop(driver);
-                    match exit {
+                    match self.watch(inbound, &member, &mut shutdown, watchdog).await {
                         Exit::Shutdown => return self.shut_down().await,
                         Exit::Stalled(reason) => {
                             tracing::warn!(address = %endpoint.address, %reason, "closing a stalled peer's connection");
@@ -891,8 +886,7 @@ impl Writer {
     }
 
     /// Opens the stream and completes the handshake; the outbound stream
-    /// starts draining the queues once the peer has accepted us. The
-    /// connection runs in the returned driver, polled by this task.
+    /// starts draining the queues once the peer has accepted us.
     async fn connect(&self, generation: u64) -> Result<Connected, ConnectError> {
         use tonic::codegen::Service;
         let remote = &self.endpoint.remote;
@@ -918,9 +912,8 @@ impl Writer {
                 .map_err(|e| {
                     if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
                 })?;
-        let mut driver = crate::drive::Driver::new();
         let stall = config.stall_timeout;
-        let mut builder = hyper::client::conn::http2::Builder::new(driver.exec());
+        let mut builder = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder
             .timer(hyper_util::rt::TokioTimer::new())
             // A peer that answers no ping is closed (see `with_stall_timeout`;
@@ -928,14 +921,15 @@ impl Writer {
             .keep_alive_interval(stall / 2)
             .keep_alive_timeout(stall)
             .keep_alive_while_idle(true);
-        let opened = tokio::time::timeout(connect_timeout, driver.run(builder.handshake::<_, tonic::body::Body>(io)))
+        let (sender, connection) = tokio::time::timeout(connect_timeout, builder.handshake::<_, tonic::body::Body>(io))
             .await
             .map_err(|_| {
                 ConnectError::Failed(DeliveryFailureKind::EndpointGone, "the HTTP/2 handshake timed out".into())
-            })?;
-        let (sender, connection) = opened.map_err(|e| failed(&e))?;
+            })?
+            .map_err(|e| failed(&e))?;
         let address = self.endpoint.address.clone();
-        driver.exec().spawn(async move {
+        // It ends once our streams on it have ended and `sender` is dropped.
+        tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "connection ended");
             }
@@ -990,14 +984,14 @@ impl Writer {
                 }),
             }
         };
-        let (inbound, member) = tokio::time::timeout(config.connect_timeout, driver.run(handshake))
+        let (inbound, member) = tokio::time::timeout(config.connect_timeout, handshake)
             .await
             .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
             outbox.set_phase(Phase::Open);
         }
-        Ok(Connected { inbound, member, dial, driver })
+        Ok(Connected { inbound, member, dial })
     }
 
     /// Delivers what the peer sends back on our connection until it breaks
