@@ -367,4 +367,29 @@ mod tests {
         sender.join().expect("sender thread");
         assert_eq!(sum, 5050);
     }
+
+    #[tokio::test]
+    async fn corked_writes_reach_the_socket_together_when_the_poll_ends() {
+        use futures_util::FutureExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let mut driver = Driver::new();
+        let mut corked = driver.cork(ours);
+        let mut buf = [0u8; 6];
+        driver
+            .run(async {
+                corked.write_all(b"one").await.expect("buffered");
+                corked.write_all(b"two").await.expect("buffered");
+                corked.flush().await.expect("flushing waits for the driver");
+                assert!(peer.read(&mut buf).now_or_never().is_none(), "nothing is written during the poll");
+            })
+            .await;
+        peer.read_exact(&mut buf).await.expect("written at the end of the poll");
+        assert_eq!(&buf, b"onetwo");
+        corked.write_all(b"bye").await.expect("buffered");
+        corked.shutdown().await.expect("shutting down writes what waits first");
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.expect("the peer reads to the end");
+        assert_eq!(rest, b"bye");
+    }
 }
