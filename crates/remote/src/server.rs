@@ -18,6 +18,7 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, StreamingService};
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::batch::WordHash;
 use crate::codec::{InBatch, Inbound, Outbound, WireCodec};
@@ -106,7 +107,8 @@ pub(crate) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             next = incoming.next() => match next {
                 Some(Ok(guarded)) => {
-                    connections.spawn(serve_connection(guarded, listening.clone(), told.clone()));
+                    let span = tracing::debug_span!("remote.connection", peer = ?guarded.connect_info().remote_addr);
+                    connections.spawn(serve_connection(guarded, listening.clone(), told.clone()).instrument(span));
                 }
                 Some(Err(error)) => tracing::warn!(%error, "accepting a connection failed"),
                 None => break,
@@ -167,9 +169,9 @@ async fn serve_http2<I>(
     if let Err(error) = served {
         tracing::debug!(?peer, %error, "connection ended");
     }
-    // The readers of its streams see it ended, and end.
+    // The pipes of its streams see it ended, and end.
     if tokio::time::timeout(Duration::from_secs(10), driver.finish()).await.is_err() {
-        tracing::warn!(?peer, "a closed connection's readers did not end within 10 s; dropped");
+        tracing::warn!(?peer, "a closed connection's streams did not end within 10 s; dropped");
     }
 }
 
