@@ -296,7 +296,7 @@ impl TlsConfig {
             client: None,
         };
         tls.validate()?;
-        let client = crate::dial::client_config(&tls.ca_pem, &tls.cert_pem, &tls.key_pem)
+        let client = crate::tls::client_config(&tls.ca_pem, &tls.cert_pem, &tls.key_pem)
             .map_err(|e| Error::Tls(format!("the client side cannot use it: {e}")))?;
         Ok(TlsConfig { client: Some(std::sync::Arc::new(client)), ..tls })
     }
@@ -354,14 +354,14 @@ impl TlsConfig {
         })?;
         // Building both sides once reports what the PEM checks cannot see
         // (unparsable DER, a key that does not match the certificate).
-        crate::dial::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, true)
+        crate::tls::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, true)
             .map_err(|e| Error::Tls(format!("the server side cannot use it: {e}")))?;
         Ok(())
     }
 
     /// The server half: our identity, and the CA clients must chain to when required.
     pub(crate) fn server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, Error> {
-        crate::dial::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, self.require_client_auth)
+        crate::tls::server_config(&self.ca_pem, &self.cert_pem, &self.key_pem, self.require_client_auth)
             .map(std::sync::Arc::new)
             .map_err(|e| Error::Tls(format!("the server cannot use the TLS configuration: {e}")))
     }

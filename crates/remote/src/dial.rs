@@ -1,7 +1,8 @@
 //! The connecting side's transport: TCP, and TLS done here rather than in
 //! tonic, so that a TLS failure is known by its type (a rustls error, or a
 //! TLS record where plain text was expected) instead of being guessed from
-//! an error message that HTTP/2 and gRPC may have rewritten on the way up.
+//! an error message that HTTP/2 and gRPC may have rewritten on the way up;
+//! and the gRPC client's view of the HTTP/2 connection over it.
 
 use std::future::Future;
 use std::io;
@@ -15,8 +16,6 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::codegen::http::Uri;
-
-use crate::error::Error;
 
 /// What one connection attempt learnt about TLS on the way: read by the
 /// endpoint when the attempt (or the stream) fails.
@@ -70,45 +69,35 @@ impl Dialer {
     }
 }
 
-impl tonic::codegen::Service<Uri> for Dialer {
-    type Response = hyper_util::rt::TokioIo<Transport>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let tls = self.tls.clone();
+impl Dialer {
+    /// Connects to the host and port of `uri`, with TLS if configured.
+    pub(crate) async fn dial(&self, uri: &Uri) -> io::Result<Transport> {
         let state = self.state.clone();
-        Box::pin(async move {
-            let host = uri.host().ok_or_else(|| io::Error::other(format!("no host in {uri}")))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let port = uri.port_u16().ok_or_else(|| io::Error::other(format!("no port in {uri}")))?;
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            // Requests and replies would wait on Nagle's algorithm.
-            tcp.set_nodelay(true)?;
-            let Some((config, domain_name)) = tls else {
-                return Ok(hyper_util::rt::TokioIo::new(Transport::Plain(PlainText::new(tcp, state))));
-            };
-            let name = domain_name.unwrap_or(host);
-            let server_name = ServerName::try_from(name.clone())
-                .map_err(|e| io::Error::other(format!("`{name}` is not a valid TLS server name: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(|e| {
-                // Any failure of the handshake itself is TLS's, whatever the
-                // cause (a plain-text server's bytes, a certificate, an alert).
-                let reason = tls_reason(&e).unwrap_or_else(|| format!("the TLS handshake failed: {e}"));
-                state.record(reason);
-                e
-            })?;
-            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                let reason = "the peer did not agree to HTTP/2 in the TLS handshake (ALPN)".to_string();
-                state.record(reason.clone());
-                return Err(io::Error::other(reason));
-            }
-            Ok(hyper_util::rt::TokioIo::new(Transport::Tls(Box::new(Recorded { io: tls, state }))))
-        })
+        let host = uri.host().ok_or_else(|| io::Error::other(format!("no host in {uri}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().ok_or_else(|| io::Error::other(format!("no port in {uri}")))?;
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        // Requests and replies would wait on Nagle's algorithm.
+        tcp.set_nodelay(true)?;
+        let Some((config, domain_name)) = &self.tls else {
+            return Ok(Transport::Plain(PlainText::new(tcp, state)));
+        };
+        let name = domain_name.clone().unwrap_or(host);
+        let server_name = ServerName::try_from(name.clone())
+            .map_err(|e| io::Error::other(format!("`{name}` is not a valid TLS server name: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(config.clone()).connect(server_name, tcp).await.map_err(|e| {
+            // Any failure of the handshake itself is TLS's, whatever the
+            // cause (a plain-text server's bytes, a certificate, an alert).
+            let reason = tls_reason(&e).unwrap_or_else(|| format!("the TLS handshake failed: {e}"));
+            state.record(reason);
+            e
+        })?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            let reason = "the peer did not agree to HTTP/2 in the TLS handshake (ALPN)".to_string();
+            state.record(reason.clone());
+            return Err(io::Error::other(reason));
+        }
+        Ok(Transport::Tls(Box::new(Recorded { io: tls, state })))
     }
 }
 
@@ -318,75 +307,8 @@ impl AsyncWrite for Transport {
     }
 }
 
-/// The rustls client configuration for `TlsConfig`'s PEM material: the CA
-/// the server must chain to, our identity (for mutual TLS), HTTP/2 by ALPN.
-/// The accepting side's TLS: our certificate and key and, when clients
-/// must authenticate, the CA their certificates must chain to. Errors are
-/// plain text (the caller says which side).
-pub(crate) fn server_config(
-    ca_pem: &str,
-    cert_pem: &str,
-    key_pem: &str,
-    require_client_auth: bool,
-) -> Result<rustls::ServerConfig, String> {
-    let (chain, key) = identity(cert_pem, key_pem)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("no TLS protocol version is available: {e}"))?;
-    let builder = if require_client_auth {
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider)
-            .build()
-            .map_err(|e| format!("the CA cannot verify clients: {e}"))?;
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let mut config =
-        builder.with_single_cert(chain, key).map_err(|e| format!("the certificate and key cannot be used: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
-}
-
-fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("the CA PEM is malformed: {e}"))?;
-        roots.add(cert).map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
-    }
-    Ok(roots)
-}
-
-type Identity = (Vec<rustls_pki_types::CertificateDer<'static>>, rustls_pki_types::PrivateKeyDer<'static>);
-
-fn identity(cert_pem: &str, key_pem: &str) -> Result<Identity, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the certificate PEM is malformed: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| format!("the private key PEM is malformed: {e}"))?;
-    Ok((chain, key))
-}
-
-pub(crate) fn client_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<rustls::ClientConfig, Error> {
-    let (chain, key) = identity(cert_pem, key_pem).map_err(Error::Tls)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("no TLS protocol version is available: {e}")))?
-        .with_root_certificates(roots(ca_pem).map_err(Error::Tls)?)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| Error::Tls(format!("the client side cannot use the certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
-}
-
-/// The gRPC client's view of one HTTP/2 connection that this crate runs
-/// itself (see `drive`), in place of tonic's channel. The answer's body is
+/// The gRPC client's view of one hyper HTTP/2 connection, in place of
+/// tonic's channel (no buffer task between the two). The answer's body is
 /// guarded as a peer's request is on the server (see `InboundBody`): a peer
 /// that stops in the middle of a message is found out, though its HTTP/2
 /// stack still answers pings.

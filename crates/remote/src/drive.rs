@@ -167,12 +167,13 @@ impl Driver {
     }
 
     fn poll_with<T>(&mut self, cx: &mut Context<'_>, mut main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        self.exec.shared.wake.task.register(cx.waker());
-        let (waker, main_waker) = (self.waker.clone(), self.main_waker.clone());
-        let mut inner = Context::from_waker(&waker);
-        let mut main_cx = Context::from_waker(&main_waker);
-        let polled = self.passes(&mut inner, &mut main_cx, &mut main);
-        if let Some(cork) = &self.cork {
+        let Driver { exec, waker, main_waker, running, cork } = self;
+        let shared = &exec.shared;
+        shared.wake.task.register(cx.waker());
+        let mut inner = Context::from_waker(waker);
+        let mut main_cx = Context::from_waker(main_waker);
+        let polled = passes(shared, running, &mut inner, &mut main_cx, &mut main);
+        if let Some(cork) = cork {
             // A write that must wait for room wakes the task through `inner`.
             cork.drain(&mut inner);
         }
@@ -185,36 +186,36 @@ impl Driver {
             }
         }
     }
+}
 
-    /// Polls `main` and the spawned futures in passes, until a pass in
-    /// which none of them was woken; `None` if they were still busy after
-    /// [`PASSES_PER_POLL`].
-    fn passes<T>(
-        &mut self,
-        inner: &mut Context<'_>,
-        main_cx: &mut Context<'_>,
-        main: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
-    ) -> Option<Poll<T>> {
-        let wake = &self.exec.shared.wake;
-        for _ in 0..PASSES_PER_POLL {
-            wake.in_pass.store(true, Ordering::SeqCst);
-            wake.woken.store(false, Ordering::SeqCst);
-            if wake.main_woken.swap(false, Ordering::SeqCst)
-                && let Poll::Ready(out) = main(main_cx)
-            {
-                wake.in_pass.store(false, Ordering::SeqCst);
-                return Some(Poll::Ready(out));
-            }
-            let spawned = std::mem::take(&mut *self.exec.shared.spawned.lock());
-            self.running.extend(spawned);
-            while let Poll::Ready(Some(())) = self.running.poll_next_unpin(inner) {}
+/// Polls `main` and the spawned futures in passes, until a pass in which
+/// none of them was woken; `None` if they were still busy after
+/// [`PASSES_PER_POLL`].
+fn passes<T>(
+    shared: &Shared,
+    running: &mut FuturesUnordered<Spawned>,
+    inner: &mut Context<'_>,
+    main_cx: &mut Context<'_>,
+    main: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Option<Poll<T>> {
+    let wake = &shared.wake;
+    for _ in 0..PASSES_PER_POLL {
+        wake.in_pass.store(true, Ordering::SeqCst);
+        wake.woken.store(false, Ordering::SeqCst);
+        if wake.main_woken.swap(false, Ordering::SeqCst)
+            && let Poll::Ready(out) = main(main_cx)
+        {
             wake.in_pass.store(false, Ordering::SeqCst);
-            if !wake.woken.load(Ordering::SeqCst) {
-                return Some(Poll::Pending);
-            }
+            return Some(Poll::Ready(out));
         }
-        None
+        running.extend(std::mem::take(&mut *shared.spawned.lock()));
+        while let Poll::Ready(Some(())) = running.poll_next_unpin(inner) {}
+        wake.in_pass.store(false, Ordering::SeqCst);
+        if !wake.woken.load(Ordering::SeqCst) {
+            return Some(Poll::Pending);
+        }
     }
+    None
 }
 
 /// Past this many bytes waiting, a write goes to the socket at once.

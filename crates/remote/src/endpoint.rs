@@ -888,30 +888,14 @@ impl Writer {
     /// Opens the stream and completes the handshake; the outbound stream
     /// starts draining the queues once the peer has accepted us.
     async fn connect(&self, generation: u64) -> Result<Connected, ConnectError> {
-        use tonic::codegen::Service;
         let remote = &self.endpoint.remote;
         let config = &remote.config;
-        let mut dialer = crate::dial::Dialer::new(config.tls.as_ref().and_then(|tls| tls.client()));
+        let dialer = crate::dial::Dialer::new(config.tls.as_ref().and_then(|tls| tls.client()));
         let dial = dialer.state();
         let failed = |e: &(dyn std::error::Error + 'static)| connect_failure(&dial, e);
         // TLS, if configured, is the dialer's (see `dial`), so the scheme is http.
         let origin: tonic::codegen::http::Uri =
             format!("http://{}", self.endpoint.address).parse().map_err(|e| failed(&e))?;
-        let connect_timeout = config.connect_timeout;
-        let io =
-            tokio::time::timeout(connect_timeout, dialer.call(origin.clone()))
-                .await
-                .map_err(|_| {
-                    ConnectError::Failed(
-                        DeliveryFailureKind::EndpointGone,
-                        format!("connecting took longer than {connect_timeout:?} (RemoteConfig::with_connect_timeout)"),
-                    )
-                })?
-                // A refusal is told apart (the cluster suspects the member at once);
-                // the source chain says why for the rest.
-                .map_err(|e| {
-                    if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
-                })?;
         let stall = config.stall_timeout;
         let mut builder = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder
@@ -921,12 +905,22 @@ impl Writer {
             .keep_alive_interval(stall / 2)
             .keep_alive_timeout(stall)
             .keep_alive_while_idle(true);
-        let (sender, connection) = tokio::time::timeout(connect_timeout, builder.handshake::<_, tonic::body::Body>(io))
-            .await
-            .map_err(|_| {
-                ConnectError::Failed(DeliveryFailureKind::EndpointGone, "the HTTP/2 handshake timed out".into())
-            })?
-            .map_err(|e| failed(&e))?;
+        let opened = async {
+            // A refusal is told apart (the cluster suspects the member at
+            // once); the source chain says why for the rest.
+            let io = dialer.dial(&origin).await.map_err(|e| {
+                if is_refused(&e) { ConnectError::Refused(crate::config::error_chain(&e)) } else { failed(&e) }
+            })?;
+            let io = hyper_util::rt::TokioIo::new(io);
+            builder.handshake::<_, tonic::body::Body>(io).await.map_err(|e| failed(&e))
+        };
+        let connect_timeout = config.connect_timeout;
+        let (sender, connection) = tokio::time::timeout(connect_timeout, opened).await.map_err(|_| {
+            ConnectError::Failed(
+                DeliveryFailureKind::EndpointGone,
+                format!("connecting took longer than {connect_timeout:?} (RemoteConfig::with_connect_timeout)"),
+            )
+        })??;
         let address = self.endpoint.address.clone();
         // It ends once our streams on it have ended and `sender` is dropped.
         tokio::spawn(async move {

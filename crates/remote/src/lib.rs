@@ -47,6 +47,7 @@ mod remote;
 mod serialization;
 mod server;
 mod throttle_log;
+mod tls;
 mod wire;
 
 /// Types generated from `protos/remote.proto`.
