@@ -189,14 +189,32 @@ pub struct Load {
     pub die_ratio: f64,
 }
 
-/// Stops request loops.
+/// Stops request loops, and counts the requests they got answered.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU64>);
 
 impl StopFlag {
     /// A flag not yet raised.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Requests answered so far by the loops started with this flag.
+    pub fn answered(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
+    }
+    /// Waits until the loops have had `more` requests answered from now on
+    /// (the load is under way, or still served after some event); false if
+    /// that took longer than `within`.
+    pub async fn answered_more(&self, more: u64, within: Duration) -> bool {
+        let target = self.answered() + more;
+        let deadline = tokio::time::Instant::now() + within;
+        while self.answered() < target {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
     /// Tells the loops to finish after their current request.
     pub fn raise(&self) {
@@ -238,7 +256,9 @@ pub fn spawn_load(cluster: &Cluster, load: Load, stop: &StopFlag) -> tokio::task
             n += 1;
             let identity = &load.identities[fastrand::usize(..load.identities.len())];
             let message = if fastrand::f64() < load.die_ratio { DIE.to_string() } else { format!("ping {n}") };
+            let before = report.ok;
             request_once(&cluster, identity, &load.kind, &message, load.hang_after, &mut report).await;
+            stop.1.fetch_add(report.ok - before, Ordering::SeqCst);
             if !load.pace.is_zero() {
                 // Pacing only: keeps the load from starving the members on 2 cores.
                 tokio::time::sleep(load.pace).await;

@@ -39,8 +39,7 @@ async fn graceful_leave_loses_no_request() {
     };
     let loads: Vec<_> = [&a, &a, &a, &b, &b, &b].into_iter().map(|m| spawn_load(m, load.clone(), &stop)).collect();
 
-    // Let the load reach a steady state first (pacing, not synchronisation).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(stop.answered_more(300, Duration::from_secs(20)).await, "the load is under way before the leave");
     let stopped_before = activations.stopped();
     let leaving = Instant::now();
     tokio::time::timeout(Duration::from_secs(15), c.shutdown(true)).await.expect("graceful leave in time");
@@ -51,8 +50,7 @@ async fn graceful_leave_loses_no_request() {
         on_leaver.len()
     );
     assert!(wait_members(&[&a, &b], 2).await, "the survivors see the leave");
-    // Keep the load running a little past the leave (pacing, not synchronisation).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(stop.answered_more(300, Duration::from_secs(20)).await, "the survivors keep serving after the leave");
     stop.raise();
     let report = join_loads(loads).await;
     tracing::info!(requests = report.total(), ?took, "load over the graceful leave");

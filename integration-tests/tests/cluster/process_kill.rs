@@ -76,8 +76,7 @@ async fn kill_9_a_member_process_under_load() {
         die_ratio: 0.0,
     };
     let loads: Vec<_> = (0..6).map(|_| spawn_load(&client, load.clone(), &stop)).collect();
-    // Let the load reach a steady state first (pacing, not synchronisation).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(stop.answered_more(300, Duration::from_secs(20)).await, "the load is under way before the kill");
 
     victim.kill().await;
     let killed = Instant::now();
