@@ -71,26 +71,25 @@ impl SqliteProvider {
     }
 
     fn init(mut conn: Connection) -> Result<Self, Error> {
-        conn.busy_timeout(Duration::from_secs(10)).map_err(store)?;
+        conn.busy_timeout(BUSY_WAIT).map_err(store)?;
         // WAL + NORMAL: a committed transaction survives the process being
         // killed; only an OS crash may lose the last ones.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(store)?;
+        when_free(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(store)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(store)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store)?;
-        tx.execute_batch(SCHEMA).map_err(store)?;
-        let found: Option<i64> =
-            tx.query_row("SELECT MAX(version) FROM protoactor_schema", [], |r| r.get(0)).map_err(store)?;
-        match found {
-            None => {
-                tx.execute("INSERT INTO protoactor_schema (version) VALUES (?1)", [SQLITE_SCHEMA_VERSION])
-                    .map_err(store)?;
+        let found = when_free(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            let found: Option<i64> = tx.query_row("SELECT MAX(version) FROM protoactor_schema", [], |r| r.get(0))?;
+            if found.is_none() {
+                tx.execute("INSERT INTO protoactor_schema (version) VALUES (?1)", [SQLITE_SCHEMA_VERSION])?;
             }
-            Some(v) if v > SQLITE_SCHEMA_VERSION => {
-                return Err(Error::SchemaVersion { found: v, supported: SQLITE_SCHEMA_VERSION });
-            }
-            Some(_) => {}
+            tx.commit()?;
+            Ok(found)
+        })
+        .map_err(store)?;
+        if let Some(v) = found.filter(|v| *v > SQLITE_SCHEMA_VERSION) {
+            return Err(Error::SchemaVersion { found: v, supported: SQLITE_SCHEMA_VERSION });
         }
-        tx.commit().map_err(store)?;
         Ok(SqliteProvider { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -105,6 +104,28 @@ impl SqliteProvider {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Store(format!("SQLite task failed: {e}")))?
+}
+
+/// How long a connection waits for another that holds the database.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `f` again while SQLite answers "database is locked", for up to
+/// [`BUSY_WAIT`]. Switching a file to WAL, and a write transaction begun
+/// while another connection sets up the same file, can fail at once without
+/// consulting the busy timeout (SQLite's deadlock avoidance): members that
+/// open one shared file together hit it.
+fn when_free<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn store(e: rusqlite::Error) -> Error {

@@ -52,3 +52,18 @@ async fn sqlite_refuses_a_newer_schema_version() {
     assert!(matches!(err, Error::SchemaVersion { found: 99, supported: 1 }), "got {err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_providers_open_one_new_file_at_once() {
+    // Members starting together on one shared file: each sets it up (WAL,
+    // schema) while the others do.
+    for round in 0..10 {
+        let dir = temp_dir("sqlite-together").expect("temp dir");
+        let path = dir.join("journal.db");
+        let opens = (0..8).map(|_| SqliteProvider::open(path.clone()));
+        for (i, opened) in futures_util::future::join_all(opens).await.into_iter().enumerate() {
+            opened.unwrap_or_else(|e| panic!("round {round}: open {i} failed: {e}"));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
