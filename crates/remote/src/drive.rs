@@ -1,7 +1,7 @@
-//! One task for an accepted connection. hyper's HTTP/2 server runs a
+//! One task for a connection. hyper's HTTP/2 server and client run a
 //! connection as several futures (the connection itself, and a pipe per
-//! stream that carries our side's messages) and spawns all but one on an
-//! executor; on tokio's each would be a task of its own, and every reply
+//! stream that carries our side's messages) and spawn all but one on an
+//! executor; on tokio's each would be a task of its own, and every message
 //! would hop from its pipe's task to the connection's before it is written,
 //! a wake-up of another task, often on the other worker thread.
 //! [`ConnExec`] is that executor for one connection: what it is given runs in
@@ -10,10 +10,16 @@
 //! (The reader that delivers what the peer sends keeps a task of its own:
 //! in this one it would hold back the writes under load.)
 //!
-//! What the connection writes in one poll of the task is written to the
-//! socket once, at its end ([`Driver::cork`]): under load the futures of one
-//! pass wake each other many times, and each wake would otherwise cost a
-//! write of its own (a handful of small frames each).
+//! On an accepted connection, what the connection writes in one poll of
+//! the task is written to the socket once, at its end ([`Driver::cork`]):
+//! under load the futures of one pass wake each other many times, and each
+//! wake would otherwise cost a write of its own (a handful of small frames
+//! each).
+//!
+//! A connection we dialed runs in a [`SharedDriver`]: a caller outside the
+//! runtime's tasks (a `block_on` caller) that sends a request may poll it on
+//! its own thread, so the request is written there instead of waking a
+//! worker thread to write it (see `Outbox::write_here` in the endpoint).
 
 use std::future::Future;
 use std::io;
@@ -312,6 +318,71 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     }
 }
 
+/// A [`Driver`] in a task of its own that a caller may also poll, on its
+/// own thread, through [`SharedDriver::poll_here`].
+pub(crate) struct SharedDriver(Arc<Mutex<SharedCell>>);
+
+struct SharedCell {
+    driver: Driver,
+    /// `None` once it completed (the spawned futures may still run).
+    main: Option<Spawned>,
+    /// The task's waker, from its last poll.
+    task: Option<Waker>,
+}
+
+impl SharedCell {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let SharedCell { driver, main, .. } = self;
+        if let Some(m) = main
+            && driver.poll_with(cx, |cx| m.as_mut().poll(cx)).is_ready()
+        {
+            *main = None;
+        }
+        if main.is_none() {
+            let _ = driver.poll_with(cx, |_| Poll::Pending::<()>);
+            if driver.running.is_empty() && driver.exec.shared.spawned.lock().is_empty() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl SharedDriver {
+    /// Spawns the task that polls `main` and what is spawned on `driver`'s
+    /// executor.
+    pub(crate) fn spawn(driver: Driver, main: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
+        let cell = Arc::new(Mutex::new(SharedCell { driver, main: Some(Box::pin(main)), task: None }));
+        let task = cell.clone();
+        tokio::spawn(std::future::poll_fn(move |cx| {
+            let mut cell = task.lock();
+            if !cell.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                cell.task = Some(cx.waker().clone());
+            }
+            cell.poll(cx)
+        }));
+        Arc::new(SharedDriver(cell))
+    }
+
+    /// Wakes with `waker` (one of the driver's) and polls the driver right
+    /// here, unless its task is being polled (then the wake goes to it).
+    /// What is woken meanwhile still wakes the task.
+    pub(crate) fn poll_here(&self, waker: Waker) {
+        let Some(mut cell) = self.0.try_lock() else { return waker.wake() };
+        let Some(task) = cell.task.clone() else {
+            drop(cell);
+            return waker.wake();
+        };
+        // As in a pass: the wake marks the future to poll, not the task.
+        cell.driver.exec.shared.wake.in_pass.store(true, Ordering::SeqCst);
+        waker.wake();
+        if cell.poll(&mut Context::from_waker(&task)).is_ready() {
+            // The task finishes on its next poll.
+            task.wake();
+        }
+    }
+}
+
 impl Default for Driver {
     fn default() -> Self {
         Self::new()
@@ -367,6 +438,54 @@ mod tests {
         let sum = driver.run(done_rx).await.expect("the receiver ran to its end");
         sender.join().expect("sender thread");
         assert_eq!(sum, 5050);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_shared_driver_is_polled_on_the_callers_thread_and_its_task_carries_on() {
+        let driver = Driver::new();
+        // A queue that wakes nobody, and a future that takes from it and
+        // hands out its waker whenever it waits, as the outbound stream does.
+        let queue = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
+        let (q, seen) = (queue.clone(), got.clone());
+        driver.exec().spawn(std::future::poll_fn(move |cx| {
+            for n in q.lock().drain(..) {
+                seen.lock().push((n, std::thread::current().id()));
+            }
+            let _ = waker_tx.send(cx.waker().clone());
+            Poll::Pending::<()>
+        }));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = SharedDriver::spawn(driver, async move {
+            let _ = done_rx.await;
+        });
+        let waker_rx = Arc::new(Mutex::new(waker_rx));
+        let next_waker = || {
+            let rx = waker_rx.clone();
+            tokio::task::spawn_blocking(move || rx.lock().recv_timeout(std::time::Duration::from_secs(10)))
+        };
+        let waker = next_waker().await.expect("blocking task").expect("the driver's task polled it");
+        queue.lock().push(1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                shared.poll_here(waker);
+                let here = std::thread::current().id();
+                assert_eq!(got.lock().as_slice(), &[(1, here)], "polled on the caller's thread");
+            });
+        });
+        // The driver's task gets later wakes.
+        let waker = next_waker().await.expect("blocking task").expect("polled again");
+        queue.lock().push(2);
+        waker.wake();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got.lock().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the task never polled the future again");
+            tokio::task::yield_now().await;
+        }
+        let got = got.lock();
+        assert_ne!(got[1].1, got[0].1, "the second ran in the task, not on the caller's thread");
+        let _ = done_tx.send(());
     }
 
     #[tokio::test]

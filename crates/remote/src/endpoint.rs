@@ -25,6 +25,7 @@ use tonic::Streaming;
 
 use crate::batch::{self, OpenBatch};
 use crate::codec::{Inbound, Outbound, WireCodec};
+use crate::drive::{Driver, SharedDriver};
 use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
@@ -79,6 +80,8 @@ impl Endpoint {
                 inbound,
                 waker: None,
                 sent_batches: 0,
+                dialed: None,
+                written_here: None,
             }),
             terminated: AtomicBool::new(false),
             termination: std::sync::OnceLock::new(),
@@ -137,9 +140,8 @@ impl Endpoint {
     /// Appends `m` to its lane; the reason when it cannot be queued.
     fn enqueue(&self, m: &batch::Message<'_>, cost: usize, priority: bool) -> Result<(), Failed> {
         let config = &self.remote.config;
-        if let Some(sender) = m.sender
-            && sender.id().starts_with("future$")
-        {
+        let request = m.sender.is_some_and(|sender| sender.id().starts_with("future$"));
+        if request && let Some(sender) = m.sender {
             self.pending.lock().insert(sender.clone());
         }
         // Room for the RemoteMessage key and length around the body.
@@ -172,9 +174,15 @@ impl Endpoint {
             *queued += 1;
         }
         let waker = outbox.waker.take();
+        let here = if waker.is_some() && request && !priority { outbox.write_here() } else { None };
         drop(outbox);
-        if let Some(w) = waker {
-            w.wake();
+        match (waker, here) {
+            (Some(w), Some(driver)) => {
+                let _runtime = self.remote.system.runtime().enter();
+                driver.poll_here(w);
+            }
+            (Some(w), None) => w.wake(),
+            (None, _) => {}
         }
         Ok(())
     }
@@ -465,6 +473,11 @@ struct Outbox {
     /// The current stream's task, woken when the phase changes.
     waker: Option<Waker>,
     sent_batches: u64,
+    /// The driver of the connection we dialed, with its generation (see
+    /// [`Outbox::write_here`]).
+    dialed: Option<(u64, Arc<SharedDriver>)>,
+    /// When a caller last wrote on its own thread.
+    written_here: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -481,7 +494,34 @@ enum Phase {
     Drained,
 }
 
+/// A caller whose request is written on its own thread waits this long
+/// before another may be (a burst is left to the connection's task, which
+/// packs it into few frames).
+const WRITE_HERE_GAP: Duration = Duration::from_micros(20);
+
 impl Outbox {
+    /// The connection to poll on this thread for a request just queued.
+    /// A `block_on` caller (in a runtime's context, not in one of its
+    /// tasks) is about to wait for the answer: it writes the request
+    /// itself rather than wake a worker thread to write it, one wake-up
+    /// between threads fewer per round trip. Inside a task the
+    /// connection's task runs next on the same thread anyway.
+    fn write_here(&mut self) -> Option<Arc<SharedDriver>> {
+        if self.phase != Phase::Open
+            || tokio::task::try_id().is_some()
+            || tokio::runtime::Handle::try_current().is_err()
+        {
+            return None;
+        }
+        let driver = self.dialed.as_ref().filter(|(g, _)| *g == self.generation)?.1.clone();
+        let now = std::time::Instant::now();
+        if self.written_here.is_some_and(|at| now.duration_since(at) < WRITE_HERE_GAP) {
+            return None;
+        }
+        self.written_here = Some(now);
+        Some(driver)
+    }
+
     fn set_phase(&mut self, phase: Phase) {
         self.phase = phase;
         if let Some(w) = self.waker.take() {
@@ -493,6 +533,7 @@ impl Outbox {
     fn retire(&mut self) {
         self.generation += 1;
         self.inbound = false;
+        self.dialed = None;
         self.set_phase(Phase::Idle);
     }
 
@@ -897,7 +938,8 @@ impl Writer {
         let origin: tonic::codegen::http::Uri =
             format!("http://{}", self.endpoint.address).parse().map_err(|e| failed(&e))?;
         let stall = config.stall_timeout;
-        let mut builder = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let driver = Driver::new();
+        let mut builder = hyper::client::conn::http2::Builder::new(driver.exec());
         builder
             .timer(hyper_util::rt::TokioTimer::new())
             // A peer that answers no ping is closed (see `with_stall_timeout`;
@@ -923,7 +965,7 @@ impl Writer {
         })??;
         let address = self.endpoint.address.clone();
         // It ends once our streams on it have ended and `sender` is dropped.
-        tokio::spawn(async move {
+        let driver = SharedDriver::spawn(driver, async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "connection ended");
             }
@@ -983,6 +1025,7 @@ impl Writer {
             .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
+            outbox.dialed = Some((generation, driver));
             outbox.set_phase(Phase::Open);
         }
         Ok(Connected { inbound, member, dial })
