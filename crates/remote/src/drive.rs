@@ -16,10 +16,14 @@
 //! wake would otherwise cost a write of its own (a handful of small frames
 //! each).
 //!
-//! A connection we dialed runs in a [`SharedDriver`]: a caller outside the
-//! runtime's tasks (a `block_on` caller) that sends a request may poll it on
-//! its own thread, so the request is written there instead of waking a
-//! worker thread to write it (see `Outbox::write_here` in the endpoint).
+//! A connection we dial keeps a task for each of its futures (in one, the
+//! pipe would move each message into the connection as it comes, and the
+//! connection write it at once: under load, many more small writes), but
+//! each runs in a [`SharedDriver`] that a caller outside the runtime's tasks
+//! (a `block_on` caller) sending a request may poll on its own thread
+//! ([`DialedExec::poll_here`]): the request is written there instead of
+//! waking a worker thread to write it (see `Outbox::write_here` in the
+//! endpoint).
 
 use std::future::Future;
 use std::io;
@@ -172,13 +176,22 @@ impl Driver {
         .await
     }
 
-    fn poll_with<T>(&mut self, cx: &mut Context<'_>, mut main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    fn poll_with<T>(&mut self, cx: &mut Context<'_>, main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        self.poll_passes(cx, PASSES_PER_POLL, main)
+    }
+
+    fn poll_passes<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        mut main: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
         let Driver { exec, waker, main_waker, running, cork } = self;
         let shared = &exec.shared;
         shared.wake.task.register(cx.waker());
         let mut inner = Context::from_waker(waker);
         let mut main_cx = Context::from_waker(main_waker);
-        let polled = passes(shared, running, &mut inner, &mut main_cx, &mut main);
+        let polled = passes(shared, running, &mut inner, &mut main_cx, &mut main, max);
         if let Some(cork) = cork {
             // A write that must wait for room wakes the task through `inner`.
             cork.drain(&mut inner);
@@ -203,9 +216,10 @@ fn passes<T>(
     inner: &mut Context<'_>,
     main_cx: &mut Context<'_>,
     main: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
+    max: usize,
 ) -> Option<Poll<T>> {
     let wake = &shared.wake;
-    for _ in 0..PASSES_PER_POLL {
+    for _ in 0..max {
         wake.in_pass.store(true, Ordering::SeqCst);
         wake.woken.store(false, Ordering::SeqCst);
         if wake.main_woken.swap(false, Ordering::SeqCst)
@@ -219,6 +233,11 @@ fn passes<T>(
         wake.in_pass.store(false, Ordering::SeqCst);
         if !wake.woken.load(Ordering::SeqCst) {
             return Some(Poll::Pending);
+        }
+        if !tokio::task::coop::has_budget_remaining() {
+            // What woke them is tokio's budget running out: they would only
+            // ask again until the task yields.
+            break;
         }
     }
     None
@@ -318,13 +337,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     }
 }
 
-/// A [`Driver`] in a task of its own that a caller may also poll, on its
-/// own thread, through [`SharedDriver::poll_here`].
-pub(crate) struct SharedDriver(Arc<Mutex<SharedCell>>);
+/// A future in a task of its own that a caller may also poll, on its own
+/// thread (see [`DialedExec::poll_here`]).
+pub(crate) struct SharedDriver(Mutex<SharedCell>);
 
 struct SharedCell {
     driver: Driver,
-    /// `None` once it completed (the spawned futures may still run).
+    /// `None` once it completed.
     main: Option<Spawned>,
     /// The task's waker, from its last poll.
     task: Option<Waker>,
@@ -334,54 +353,117 @@ impl SharedCell {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let SharedCell { driver, main, .. } = self;
         if let Some(m) = main
-            && driver.poll_with(cx, |cx| m.as_mut().poll(cx)).is_ready()
+            && driver.poll_passes(cx, 1, |cx| m.as_mut().poll(cx)).is_ready()
         {
             *main = None;
         }
-        if main.is_none() {
-            let _ = driver.poll_with(cx, |_| Poll::Pending::<()>);
-            if driver.running.is_empty() && driver.exec.shared.spawned.lock().is_empty() {
-                return Poll::Ready(());
-            }
-        }
-        Poll::Pending
+        if main.is_none() { Poll::Ready(()) } else { Poll::Pending }
     }
 }
 
 impl SharedDriver {
-    /// Spawns the task that polls `main` and what is spawned on `driver`'s
-    /// executor.
-    pub(crate) fn spawn(driver: Driver, main: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
-        let cell = Arc::new(Mutex::new(SharedCell { driver, main: Some(Box::pin(main)), task: None }));
-        let task = cell.clone();
+    /// Spawns the task that polls `main`.
+    pub(crate) fn spawn(main: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
+        let cell = SharedCell { driver: Driver::new(), main: Some(Box::pin(main)), task: None };
+        let shared = Arc::new(SharedDriver(Mutex::new(cell)));
+        let task = shared.clone();
         tokio::spawn(std::future::poll_fn(move |cx| {
-            let mut cell = task.lock();
+            let mut cell = task.0.lock();
             if !cell.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 cell.task = Some(cx.waker().clone());
             }
             cell.poll(cx)
         }));
-        Arc::new(SharedDriver(cell))
+        shared
     }
 
-    /// Wakes with `waker` (one of the driver's) and polls the driver right
-    /// here, unless its task is being polled (then the wake goes to it).
-    /// What is woken meanwhile still wakes the task.
-    pub(crate) fn poll_here(&self, waker: Waker) {
-        let Some(mut cell) = self.0.try_lock() else { return waker.wake() };
-        let Some(task) = cell.task.clone() else {
-            drop(cell);
-            return waker.wake();
-        };
-        // As in a pass: the wake marks the future to poll, not the task.
-        cell.driver.exec.shared.wake.in_pass.store(true, Ordering::SeqCst);
+    fn done(&self) -> bool {
+        self.0.try_lock().is_some_and(|cell| cell.main.is_none())
+    }
+}
+
+/// hyper's executor for a connection we dial: each future it is given (a
+/// stream's pipe) runs in a task of its own, as on tokio's executor, and
+/// is kept here too, so that [`DialedExec::poll_here`] can reach it.
+#[derive(Clone, Default)]
+pub(crate) struct DialedExec {
+    spawned: Arc<Mutex<Vec<Arc<SharedDriver>>>>,
+}
+
+impl<F> hyper::rt::Executor<F> for DialedExec
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, future: F) {
+        let mut spawned = self.spawned.lock();
+        spawned.retain(|s| !s.done());
+        spawned.push(SharedDriver::spawn(future));
+    }
+}
+
+impl DialedExec {
+    /// Runs the connection itself in a task of its own.
+    pub(crate) fn spawn_connection(&self, connection: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
+        SharedDriver::spawn(connection)
+    }
+
+    /// Wakes with `waker` (a waker of one of the pipes) and polls the pipes,
+    /// then `connection`, right here: what the pipe hands the connection is
+    /// written on this thread. If any of their tasks is being polled, the
+    /// wake goes to the tasks instead. Wakes while this polls mark what to
+    /// poll, as within a task's poll; later ones wake the tasks.
+    pub(crate) fn poll_here(&self, connection: &SharedDriver, waker: Waker) {
+        let drivers: Vec<Arc<SharedDriver>> = self.spawned.lock().clone();
+        let mut cells = Vec::with_capacity(drivers.len() + 1);
+        for d in drivers.iter().map(|d| &**d).chain([connection]) {
+            match d.0.try_lock() {
+                Some(cell) if cell.task.is_some() => cells.push(cell),
+                _ => return waker.wake(),
+            }
+        }
+        fn flags(cell: &SharedCell) -> &PassWaker {
+            &cell.driver.exec.shared.wake
+        }
+        for cell in &cells {
+            flags(cell).in_pass.store(true, Ordering::SeqCst);
+        }
         waker.wake();
-        if cell.poll(&mut Context::from_waker(&task)).is_ready() {
-            // The task finishes on its next poll.
-            task.wake();
+        // The pipe hands the connection its frames, the connection gives the
+        // pipe room: they take turns until neither was woken.
+        for _ in 0..INLINE_ROUNDS {
+            let mut polled = false;
+            for cell in &mut cells {
+                if !flags(cell).main_woken.load(Ordering::SeqCst) {
+                    continue;
+                }
+                polled = true;
+                let Some(task) = cell.task.clone() else { continue };
+                if cell.poll(&mut Context::from_waker(&task)).is_ready() {
+                    // Its task finishes on its next poll.
+                    task.wake();
+                }
+                // Until all are done, a wake only marks what to poll.
+                flags(cell).in_pass.store(true, Ordering::SeqCst);
+            }
+            if !polled {
+                break;
+            }
+        }
+        for cell in &cells {
+            let flags = flags(cell);
+            flags.in_pass.store(false, Ordering::SeqCst);
+            if flags.main_woken.load(Ordering::SeqCst)
+                && let Some(task) = &cell.task
+            {
+                task.wake_by_ref();
+            }
         }
     }
 }
+
+/// How many times [`DialedExec::poll_here`] polls around before it leaves
+/// the rest to the tasks.
+const INLINE_ROUNDS: usize = 8;
 
 impl Default for Driver {
     fn default() -> Self {
@@ -441,51 +523,69 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_shared_driver_is_polled_on_the_callers_thread_and_its_task_carries_on() {
-        let driver = Driver::new();
-        // A queue that wakes nobody, and a future that takes from it and
-        // hands out its waker whenever it waits, as the outbound stream does.
+    async fn a_dialed_connection_is_polled_on_the_callers_thread_and_its_tasks_carry_on() {
+        use hyper::rt::Executor;
+        let exec = DialedExec::default();
+        // A queue that wakes nobody; a pipe that moves what it holds to the
+        // connection and hands out its waker whenever it waits, as a
+        // stream's pipe does with the outbound stream; a connection that
+        // notes where it "wrote" each item.
         let queue = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let got = Arc::new(Mutex::new(Vec::new()));
+        let handed = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let connection_waker = Arc::new(AtomicWaker::new());
         let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
-        let (q, seen) = (queue.clone(), got.clone());
-        driver.exec().spawn(std::future::poll_fn(move |cx| {
-            for n in q.lock().drain(..) {
-                seen.lock().push((n, std::thread::current().id()));
+        let (q, h, cw) = (queue.clone(), handed.clone(), connection_waker.clone());
+        exec.execute(std::future::poll_fn(move |cx| {
+            let items: Vec<u32> = q.lock().drain(..).collect();
+            if !items.is_empty() {
+                h.lock().extend(items);
+                cw.wake();
             }
             let _ = waker_tx.send(cx.waker().clone());
             Poll::Pending::<()>
         }));
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let shared = SharedDriver::spawn(driver, async move {
-            let _ = done_rx.await;
-        });
+        let (h, w, cw) = (handed.clone(), written.clone(), connection_waker.clone());
+        let connection = exec.spawn_connection(std::future::poll_fn(move |cx| {
+            cw.register(cx.waker());
+            for n in h.lock().drain(..) {
+                w.lock().push((n, std::thread::current().id()));
+            }
+            Poll::Pending::<()>
+        }));
         let waker_rx = Arc::new(Mutex::new(waker_rx));
         let next_waker = || {
             let rx = waker_rx.clone();
             tokio::task::spawn_blocking(move || rx.lock().recv_timeout(std::time::Duration::from_secs(10)))
         };
-        let waker = next_waker().await.expect("blocking task").expect("the driver's task polled it");
+        let waker = next_waker().await.expect("blocking task").expect("the pipe's task polled it");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while connection_waker.take().map(|w| connection_waker.register(&w)).is_none() {
+            assert!(std::time::Instant::now() < deadline, "the connection's task never polled it");
+            tokio::task::yield_now().await;
+        }
         queue.lock().push(1);
         std::thread::scope(|s| {
             s.spawn(|| {
-                shared.poll_here(waker);
+                exec.poll_here(&connection, waker);
                 let here = std::thread::current().id();
-                assert_eq!(got.lock().as_slice(), &[(1, here)], "polled on the caller's thread");
+                assert_eq!(
+                    written.lock().as_slice(),
+                    &[(1, here)],
+                    "pipe and connection polled on the caller's thread"
+                );
             });
         });
-        // The driver's task gets later wakes.
+        // Their tasks get later wakes.
         let waker = next_waker().await.expect("blocking task").expect("polled again");
         queue.lock().push(2);
         waker.wake();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while got.lock().len() < 2 {
-            assert!(std::time::Instant::now() < deadline, "the task never polled the future again");
+        while written.lock().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the tasks never polled them again");
             tokio::task::yield_now().await;
         }
-        let got = got.lock();
-        assert_ne!(got[1].1, got[0].1, "the second ran in the task, not on the caller's thread");
-        let _ = done_tx.send(());
+        let written = written.lock();
+        assert_ne!(written[1].1, written[0].1, "the second went through the tasks, not the caller's thread");
     }
 
     #[tokio::test]

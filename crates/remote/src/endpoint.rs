@@ -25,7 +25,7 @@ use tonic::Streaming;
 
 use crate::batch::{self, OpenBatch};
 use crate::codec::{Inbound, Outbound, WireCodec};
-use crate::drive::{Driver, SharedDriver};
+use crate::drive::{DialedExec, SharedDriver};
 use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
@@ -177,9 +177,9 @@ impl Endpoint {
         let here = if waker.is_some() && request && !priority { outbox.write_here() } else { None };
         drop(outbox);
         match (waker, here) {
-            (Some(w), Some(driver)) => {
+            (Some(w), Some((exec, connection))) => {
                 let _runtime = self.remote.system.runtime().enter();
-                driver.poll_here(w);
+                exec.poll_here(&connection, w);
             }
             (Some(w), None) => w.wake(),
             (None, _) => {}
@@ -475,7 +475,7 @@ struct Outbox {
     sent_batches: u64,
     /// The driver of the connection we dialed, with its generation (see
     /// [`Outbox::write_here`]).
-    dialed: Option<(u64, Arc<SharedDriver>)>,
+    dialed: Option<Dialed>,
     /// When a caller last wrote on its own thread.
     written_here: Option<std::time::Instant>,
 }
@@ -494,6 +494,13 @@ enum Phase {
     Drained,
 }
 
+/// The futures of the connection we dialed, for [`Outbox::write_here`].
+struct Dialed {
+    generation: u64,
+    exec: DialedExec,
+    connection: Arc<SharedDriver>,
+}
+
 /// A caller whose request is written on its own thread waits this long
 /// before another may be (a burst is left to the connection's task, which
 /// packs it into few frames).
@@ -506,14 +513,15 @@ impl Outbox {
     /// itself rather than wake a worker thread to write it, one wake-up
     /// between threads fewer per round trip. Inside a task the
     /// connection's task runs next on the same thread anyway.
-    fn write_here(&mut self) -> Option<Arc<SharedDriver>> {
+    fn write_here(&mut self) -> Option<(DialedExec, Arc<SharedDriver>)> {
         if self.phase != Phase::Open
             || tokio::task::try_id().is_some()
             || tokio::runtime::Handle::try_current().is_err()
         {
             return None;
         }
-        let driver = self.dialed.as_ref().filter(|(g, _)| *g == self.generation)?.1.clone();
+        let dialed = self.dialed.as_ref().filter(|d| d.generation == self.generation)?;
+        let driver = (dialed.exec.clone(), dialed.connection.clone());
         let now = std::time::Instant::now();
         if self.written_here.is_some_and(|at| now.duration_since(at) < WRITE_HERE_GAP) {
             return None;
@@ -938,8 +946,8 @@ impl Writer {
         let origin: tonic::codegen::http::Uri =
             format!("http://{}", self.endpoint.address).parse().map_err(|e| failed(&e))?;
         let stall = config.stall_timeout;
-        let driver = Driver::new();
-        let mut builder = hyper::client::conn::http2::Builder::new(driver.exec());
+        let exec = DialedExec::default();
+        let mut builder = hyper::client::conn::http2::Builder::new(exec.clone());
         builder
             .timer(hyper_util::rt::TokioTimer::new())
             // A peer that answers no ping is closed (see `with_stall_timeout`;
@@ -965,7 +973,7 @@ impl Writer {
         })??;
         let address = self.endpoint.address.clone();
         // It ends once our streams on it have ended and `sender` is dropped.
-        let driver = SharedDriver::spawn(driver, async move {
+        let connection = exec.spawn_connection(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "connection ended");
             }
@@ -1025,7 +1033,7 @@ impl Writer {
             .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
-            outbox.dialed = Some((generation, driver));
+            outbox.dialed = Some(Dialed { generation, exec, connection });
             outbox.set_phase(Phase::Open);
         }
         Ok(Connected { inbound, member, dial })
