@@ -177,13 +177,17 @@ impl Driver {
     }
 
     fn poll_with<T>(&mut self, cx: &mut Context<'_>, main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        self.poll_passes(cx, PASSES_PER_POLL, main)
+        self.poll_passes(cx, PASSES_PER_POLL, true, main)
     }
 
+    /// Polls for up to `max` passes; if they are still busy after that, the
+    /// task is woken to carry on later, unless `!wake_when_busy` (the caller
+    /// polls again: what was woken stays marked).
     fn poll_passes<T>(
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
+        wake_when_busy: bool,
         mut main: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         let Driver { exec, waker, main_waker, running, cork } = self;
@@ -200,7 +204,9 @@ impl Driver {
             Some(out) => out,
             None => {
                 // Still busy: let the worker's other tasks run, then carry on.
-                cx.waker().wake_by_ref();
+                if wake_when_busy {
+                    cx.waker().wake_by_ref();
+                }
                 Poll::Pending
             }
         }
@@ -350,10 +356,11 @@ struct SharedCell {
 }
 
 impl SharedCell {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// One pass; `here`: polled by a caller, who polls again if it was woken.
+    fn poll(&mut self, cx: &mut Context<'_>, here: bool) -> Poll<()> {
         let SharedCell { driver, main, .. } = self;
         if let Some(m) = main
-            && driver.poll_passes(cx, 1, |cx| m.as_mut().poll(cx)).is_ready()
+            && driver.poll_passes(cx, 1, !here, |cx| m.as_mut().poll(cx)).is_ready()
         {
             *main = None;
         }
@@ -372,7 +379,7 @@ impl SharedDriver {
             if !cell.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 cell.task = Some(cx.waker().clone());
             }
-            cell.poll(cx)
+            cell.poll(cx, false)
         }));
         shared
     }
@@ -438,7 +445,7 @@ impl DialedExec {
                 }
                 polled = true;
                 let Some(task) = cell.task.clone() else { continue };
-                if cell.poll(&mut Context::from_waker(&task)).is_ready() {
+                if cell.poll(&mut Context::from_waker(&task), true).is_ready() {
                     // Its task finishes on its next poll.
                     task.wake();
                 }
