@@ -32,6 +32,17 @@
 //!
 //! Guarantees (ordering, what happens when a peer dies) are in
 //! `docs/semantics.md` at the repository root.
+//!
+//! ## Latency: where the requester runs
+//!
+//! A request awaited outside the runtime's tasks (the body of
+//! `#[tokio::main]`, or any `block_on`) is written on the caller's own
+//! thread, but its answer is read by a worker thread, which then has to wake
+//! the caller: one wake-up between threads more than for a requester that
+//! is a task or an actor. On a 2-core VM, whose idle cores halt, a round
+//! trip between two processes measured about 65 µs from a spawned task and
+//! 85–95 µs from `main`. A request loop whose latency matters belongs in a
+//! task.
 
 #![forbid(unsafe_code)]
 mod activator;
