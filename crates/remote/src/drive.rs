@@ -1,10 +1,10 @@
-//! One task for a connection. hyper's HTTP/2 server and client run a
+//! How a connection's futures run. hyper's HTTP/2 server and client run a
 //! connection as several futures (the connection itself, and a pipe per
 //! stream that carries our side's messages) and spawn all but one on an
-//! executor; on tokio's each would be a task of its own, and every message
+//! executor; on tokio's each would be a task of its own, and every reply
 //! would hop from its pipe's task to the connection's before it is written,
 //! a wake-up of another task, often on the other worker thread.
-//! [`ConnExec`] is that executor for one connection: what it is given runs in
+//! For an accepted connection, [`ConnExec`] is that executor: what it is given runs in
 //! the task that runs the [`Driver`], which polls them in passes, again while
 //! any of them wakes another, so a reply is framed and written in one go.
 //! (The reader that delivers what the peer sends keeps a task of its own:
@@ -241,8 +241,8 @@ fn passes<T>(
             return Some(Poll::Pending);
         }
         if !tokio::task::coop::has_budget_remaining() {
-            // What woke them is tokio's budget running out: they would only
-            // ask again until the task yields.
+            // Out of tokio's budget, a future is refused and woken at once;
+            // only yielding the task gives the budget back.
             break;
         }
     }

@@ -473,8 +473,7 @@ struct Outbox {
     /// The current stream's task, woken when the phase changes.
     waker: Option<Waker>,
     sent_batches: u64,
-    /// The driver of the connection we dialed, with its generation (see
-    /// [`Outbox::write_here`]).
+    /// The futures of the connection we dialed (see [`Outbox::write_here`]).
     dialed: Option<Dialed>,
     /// When a caller last wrote on its own thread.
     written_here: Option<std::time::Instant>,
@@ -521,13 +520,12 @@ impl Outbox {
             return None;
         }
         let dialed = self.dialed.as_ref().filter(|d| d.generation == self.generation)?;
-        let driver = (dialed.exec.clone(), dialed.connection.clone());
         let now = std::time::Instant::now();
         if self.written_here.is_some_and(|at| now.duration_since(at) < WRITE_HERE_GAP) {
             return None;
         }
         self.written_here = Some(now);
-        Some(driver)
+        Some((dialed.exec.clone(), dialed.connection.clone()))
     }
 
     fn set_phase(&mut self, phase: Phase) {
