@@ -1,29 +1,19 @@
-//! How a connection's futures run. hyper's HTTP/2 server and client run a
+//! One task for an accepted connection. hyper's HTTP/2 server runs a
 //! connection as several futures (the connection itself, and a pipe per
-//! stream that carries our side's messages) and spawn all but one on an
+//! stream that carries our side's messages) and spawns all but one on an
 //! executor; on tokio's each would be a task of its own, and every reply
 //! would hop from its pipe's task to the connection's before it is written,
 //! a wake-up of another task, often on the other worker thread.
-//! For an accepted connection, [`ConnExec`] is that executor: what it is given runs in
+//! [`ConnExec`] is that executor for one connection: what it is given runs in
 //! the task that runs the [`Driver`], which polls them in passes, again while
 //! any of them wakes another, so a reply is framed and written in one go.
 //! (The reader that delivers what the peer sends keeps a task of its own:
 //! in this one it would hold back the writes under load.)
 //!
-//! On an accepted connection, what the connection writes in one poll of
-//! the task is written to the socket once, at its end ([`Driver::cork`]):
-//! under load the futures of one pass wake each other many times, and each
-//! wake would otherwise cost a write of its own (a handful of small frames
-//! each).
-//!
-//! A connection we dial keeps a task for each of its futures (in one, the
-//! pipe would move each message into the connection as it comes, and the
-//! connection write it at once: under load, many more small writes), but
-//! each runs in a [`SharedDriver`] that a caller outside the runtime's tasks
-//! (a `block_on` caller) sending a request may poll on its own thread
-//! ([`DialedExec::poll_here`]): the request is written there instead of
-//! waking a worker thread to write it (see `Outbox::write_here` in the
-//! endpoint).
+//! What the connection writes in one poll of the task is written to the
+//! socket once, at its end ([`Driver::cork`]): under load the futures of one
+//! pass wake each other many times, and each wake would otherwise cost a
+//! write of its own (a handful of small frames each).
 
 use std::future::Future;
 use std::io;
@@ -176,26 +166,13 @@ impl Driver {
         .await
     }
 
-    fn poll_with<T>(&mut self, cx: &mut Context<'_>, main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        self.poll_passes(cx, PASSES_PER_POLL, true, main)
-    }
-
-    /// Polls for up to `max` passes; if they are still busy after that, the
-    /// task is woken to carry on later, unless `!wake_when_busy` (the caller
-    /// polls again: what was woken stays marked).
-    fn poll_passes<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        max: usize,
-        wake_when_busy: bool,
-        mut main: impl FnMut(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
+    fn poll_with<T>(&mut self, cx: &mut Context<'_>, mut main: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         let Driver { exec, waker, main_waker, running, cork } = self;
         let shared = &exec.shared;
         shared.wake.task.register(cx.waker());
         let mut inner = Context::from_waker(waker);
         let mut main_cx = Context::from_waker(main_waker);
-        let polled = passes(shared, running, &mut inner, &mut main_cx, &mut main, max);
+        let polled = passes(shared, running, &mut inner, &mut main_cx, &mut main);
         if let Some(cork) = cork {
             // A write that must wait for room wakes the task through `inner`.
             cork.drain(&mut inner);
@@ -204,9 +181,7 @@ impl Driver {
             Some(out) => out,
             None => {
                 // Still busy: let the worker's other tasks run, then carry on.
-                if wake_when_busy {
-                    cx.waker().wake_by_ref();
-                }
+                cx.waker().wake_by_ref();
                 Poll::Pending
             }
         }
@@ -222,10 +197,9 @@ fn passes<T>(
     inner: &mut Context<'_>,
     main_cx: &mut Context<'_>,
     main: &mut impl FnMut(&mut Context<'_>) -> Poll<T>,
-    max: usize,
 ) -> Option<Poll<T>> {
     let wake = &shared.wake;
-    for _ in 0..max {
+    for _ in 0..PASSES_PER_POLL {
         wake.in_pass.store(true, Ordering::SeqCst);
         wake.woken.store(false, Ordering::SeqCst);
         if wake.main_woken.swap(false, Ordering::SeqCst)
@@ -239,11 +213,6 @@ fn passes<T>(
         wake.in_pass.store(false, Ordering::SeqCst);
         if !wake.woken.load(Ordering::SeqCst) {
             return Some(Poll::Pending);
-        }
-        if !tokio::task::coop::has_budget_remaining() {
-            // Out of tokio's budget, a future is refused and woken at once;
-            // only yielding the task gives the budget back.
-            break;
         }
     }
     None
@@ -343,135 +312,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Corked<T> {
     }
 }
 
-/// A future in a task of its own that a caller may also poll, on its own
-/// thread (see [`DialedExec::poll_here`]).
-pub(crate) struct SharedDriver(Mutex<SharedCell>);
-
-struct SharedCell {
-    driver: Driver,
-    /// `None` once it completed.
-    main: Option<Spawned>,
-    /// The task's waker, from its last poll.
-    task: Option<Waker>,
-}
-
-impl SharedCell {
-    /// One pass; `here`: polled by a caller, who polls again if it was woken.
-    fn poll(&mut self, cx: &mut Context<'_>, here: bool) -> Poll<()> {
-        let SharedCell { driver, main, .. } = self;
-        if let Some(m) = main
-            && driver.poll_passes(cx, 1, !here, |cx| m.as_mut().poll(cx)).is_ready()
-        {
-            *main = None;
-        }
-        if main.is_none() { Poll::Ready(()) } else { Poll::Pending }
-    }
-}
-
-impl SharedDriver {
-    /// Spawns the task that polls `main`.
-    pub(crate) fn spawn(main: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
-        let cell = SharedCell { driver: Driver::new(), main: Some(Box::pin(main)), task: None };
-        let shared = Arc::new(SharedDriver(Mutex::new(cell)));
-        let task = shared.clone();
-        tokio::spawn(std::future::poll_fn(move |cx| {
-            let mut cell = task.0.lock();
-            if !cell.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                cell.task = Some(cx.waker().clone());
-            }
-            cell.poll(cx, false)
-        }));
-        shared
-    }
-
-    fn done(&self) -> bool {
-        self.0.try_lock().is_some_and(|cell| cell.main.is_none())
-    }
-}
-
-/// hyper's executor for a connection we dial: each future it is given (a
-/// stream's pipe) runs in a task of its own, as on tokio's executor, and
-/// is kept here too, so that [`DialedExec::poll_here`] can reach it.
-#[derive(Clone, Default)]
-pub(crate) struct DialedExec {
-    spawned: Arc<Mutex<Vec<Arc<SharedDriver>>>>,
-}
-
-impl<F> hyper::rt::Executor<F> for DialedExec
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    fn execute(&self, future: F) {
-        let mut spawned = self.spawned.lock();
-        spawned.retain(|s| !s.done());
-        spawned.push(SharedDriver::spawn(future));
-    }
-}
-
-impl DialedExec {
-    /// Runs the connection itself in a task of its own.
-    pub(crate) fn spawn_connection(&self, connection: impl Future<Output = ()> + Send + 'static) -> Arc<SharedDriver> {
-        SharedDriver::spawn(connection)
-    }
-
-    /// Wakes with `waker` (a waker of one of the pipes) and polls the pipes,
-    /// then `connection`, right here: what the pipe hands the connection is
-    /// written on this thread. If any of their tasks is being polled, the
-    /// wake goes to the tasks instead. Wakes while this polls mark what to
-    /// poll, as within a task's poll; later ones wake the tasks.
-    pub(crate) fn poll_here(&self, connection: &SharedDriver, waker: Waker) {
-        let drivers: Vec<Arc<SharedDriver>> = self.spawned.lock().clone();
-        let mut cells = Vec::with_capacity(drivers.len() + 1);
-        for d in drivers.iter().map(|d| &**d).chain([connection]) {
-            match d.0.try_lock() {
-                Some(cell) if cell.task.is_some() => cells.push(cell),
-                _ => return waker.wake(),
-            }
-        }
-        fn flags(cell: &SharedCell) -> &PassWaker {
-            &cell.driver.exec.shared.wake
-        }
-        for cell in &cells {
-            flags(cell).in_pass.store(true, Ordering::SeqCst);
-        }
-        waker.wake();
-        // The pipe hands the connection its frames, the connection gives the
-        // pipe room: they take turns until neither was woken.
-        for _ in 0..INLINE_ROUNDS {
-            let mut polled = false;
-            for cell in &mut cells {
-                if !flags(cell).main_woken.load(Ordering::SeqCst) {
-                    continue;
-                }
-                polled = true;
-                let Some(task) = cell.task.clone() else { continue };
-                if cell.poll(&mut Context::from_waker(&task), true).is_ready() {
-                    // Its task finishes on its next poll.
-                    task.wake();
-                }
-                // Until all are done, a wake only marks what to poll.
-                flags(cell).in_pass.store(true, Ordering::SeqCst);
-            }
-            if !polled {
-                break;
-            }
-        }
-        for cell in &cells {
-            let flags = flags(cell);
-            flags.in_pass.store(false, Ordering::SeqCst);
-            if flags.main_woken.load(Ordering::SeqCst)
-                && let Some(task) = &cell.task
-            {
-                task.wake_by_ref();
-            }
-        }
-    }
-}
-
-/// How many times [`DialedExec::poll_here`] polls around before it leaves
-/// the rest to the tasks.
-const INLINE_ROUNDS: usize = 8;
-
 impl Default for Driver {
     fn default() -> Self {
         Self::new()
@@ -527,72 +367,6 @@ mod tests {
         let sum = driver.run(done_rx).await.expect("the receiver ran to its end");
         sender.join().expect("sender thread");
         assert_eq!(sum, 5050);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_dialed_connection_is_polled_on_the_callers_thread_and_its_tasks_carry_on() {
-        use hyper::rt::Executor;
-        let exec = DialedExec::default();
-        // A queue that wakes nobody; a pipe that moves what it holds to the
-        // connection and hands out its waker whenever it waits, as a
-        // stream's pipe does with the outbound stream; a connection that
-        // notes where it "wrote" each item.
-        let queue = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let handed = Arc::new(Mutex::new(Vec::<u32>::new()));
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let connection_waker = Arc::new(AtomicWaker::new());
-        let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
-        let (q, h, cw) = (queue.clone(), handed.clone(), connection_waker.clone());
-        exec.execute(std::future::poll_fn(move |cx| {
-            let items: Vec<u32> = q.lock().drain(..).collect();
-            if !items.is_empty() {
-                h.lock().extend(items);
-                cw.wake();
-            }
-            let _ = waker_tx.send(cx.waker().clone());
-            Poll::Pending::<()>
-        }));
-        let (h, w, cw) = (handed.clone(), written.clone(), connection_waker.clone());
-        let connection = exec.spawn_connection(std::future::poll_fn(move |cx| {
-            cw.register(cx.waker());
-            for n in h.lock().drain(..) {
-                w.lock().push((n, std::thread::current().id()));
-            }
-            Poll::Pending::<()>
-        }));
-        let waker_rx = Arc::new(Mutex::new(waker_rx));
-        let next_waker = || {
-            let rx = waker_rx.clone();
-            tokio::task::spawn_blocking(move || rx.lock().recv_timeout(std::time::Duration::from_secs(10)))
-        };
-        let waker = next_waker().await.expect("blocking task").expect("the pipe's task polled it");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while connection_waker.take().map(|w| connection_waker.register(&w)).is_none() {
-            assert!(std::time::Instant::now() < deadline, "the connection's task never polled it");
-            tokio::task::yield_now().await;
-        }
-        queue.lock().push(1);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                exec.poll_here(&connection, waker);
-                let here = std::thread::current().id();
-                assert_eq!(
-                    written.lock().as_slice(),
-                    &[(1, here)],
-                    "pipe and connection polled on the caller's thread"
-                );
-            });
-        });
-        // Their tasks get later wakes.
-        let waker = next_waker().await.expect("blocking task").expect("polled again");
-        queue.lock().push(2);
-        waker.wake();
-        while written.lock().len() < 2 {
-            assert!(std::time::Instant::now() < deadline, "the tasks never polled them again");
-            tokio::task::yield_now().await;
-        }
-        let written = written.lock();
-        assert_ne!(written[1].1, written[0].1, "the second went through the tasks, not the caller's thread");
     }
 
     #[tokio::test]

@@ -25,7 +25,6 @@ use tonic::Streaming;
 
 use crate::batch::{self, OpenBatch};
 use crate::codec::{Inbound, Outbound, WireCodec};
-use crate::drive::{DialedExec, SharedDriver};
 use crate::error::{Error, FRAME_OVERHEAD};
 use crate::proto::remote_message::MessageType;
 use crate::proto::{ConnectRequest, RemoteMessage, ServerConnection, connect_request};
@@ -80,8 +79,6 @@ impl Endpoint {
                 inbound,
                 waker: None,
                 sent_batches: 0,
-                dialed: None,
-                written_here: None,
             }),
             terminated: AtomicBool::new(false),
             termination: std::sync::OnceLock::new(),
@@ -140,8 +137,9 @@ impl Endpoint {
     /// Appends `m` to its lane; the reason when it cannot be queued.
     fn enqueue(&self, m: &batch::Message<'_>, cost: usize, priority: bool) -> Result<(), Failed> {
         let config = &self.remote.config;
-        let request = m.sender.is_some_and(|sender| sender.id().starts_with("future$"));
-        if request && let Some(sender) = m.sender {
+        if let Some(sender) = m.sender
+            && sender.id().starts_with("future$")
+        {
             self.pending.lock().insert(sender.clone());
         }
         // Room for the RemoteMessage key and length around the body.
@@ -174,15 +172,9 @@ impl Endpoint {
             *queued += 1;
         }
         let waker = outbox.waker.take();
-        let here = if waker.is_some() && request && !priority { outbox.write_here() } else { None };
         drop(outbox);
-        match (waker, here) {
-            (Some(w), Some((exec, connection))) => {
-                let _runtime = self.remote.system.runtime().enter();
-                exec.poll_here(&connection, w);
-            }
-            (Some(w), None) => w.wake(),
-            (None, _) => {}
+        if let Some(w) = waker {
+            w.wake();
         }
         Ok(())
     }
@@ -473,10 +465,6 @@ struct Outbox {
     /// The current stream's task, woken when the phase changes.
     waker: Option<Waker>,
     sent_batches: u64,
-    /// The futures of the connection we dialed (see [`Outbox::write_here`]).
-    dialed: Option<Dialed>,
-    /// When a caller last wrote on its own thread.
-    written_here: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -493,41 +481,7 @@ enum Phase {
     Drained,
 }
 
-/// The futures of the connection we dialed, for [`Outbox::write_here`].
-struct Dialed {
-    generation: u64,
-    exec: DialedExec,
-    connection: Arc<SharedDriver>,
-}
-
-/// A caller whose request is written on its own thread waits this long
-/// before another may be (a burst is left to the connection's task, which
-/// packs it into few frames).
-const WRITE_HERE_GAP: Duration = Duration::from_micros(20);
-
 impl Outbox {
-    /// The connection to poll on this thread for a request just queued.
-    /// A `block_on` caller (in a runtime's context, not in one of its
-    /// tasks) is about to wait for the answer: it writes the request
-    /// itself rather than wake a worker thread to write it, one wake-up
-    /// between threads fewer per round trip. Inside a task the
-    /// connection's task runs next on the same thread anyway.
-    fn write_here(&mut self) -> Option<(DialedExec, Arc<SharedDriver>)> {
-        if self.phase != Phase::Open
-            || tokio::task::try_id().is_some()
-            || tokio::runtime::Handle::try_current().is_err()
-        {
-            return None;
-        }
-        let dialed = self.dialed.as_ref().filter(|d| d.generation == self.generation)?;
-        let now = std::time::Instant::now();
-        if self.written_here.is_some_and(|at| now.duration_since(at) < WRITE_HERE_GAP) {
-            return None;
-        }
-        self.written_here = Some(now);
-        Some((dialed.exec.clone(), dialed.connection.clone()))
-    }
-
     fn set_phase(&mut self, phase: Phase) {
         self.phase = phase;
         if let Some(w) = self.waker.take() {
@@ -539,7 +493,6 @@ impl Outbox {
     fn retire(&mut self) {
         self.generation += 1;
         self.inbound = false;
-        self.dialed = None;
         self.set_phase(Phase::Idle);
     }
 
@@ -944,8 +897,7 @@ impl Writer {
         let origin: tonic::codegen::http::Uri =
             format!("http://{}", self.endpoint.address).parse().map_err(|e| failed(&e))?;
         let stall = config.stall_timeout;
-        let exec = DialedExec::default();
-        let mut builder = hyper::client::conn::http2::Builder::new(exec.clone());
+        let mut builder = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder
             .timer(hyper_util::rt::TokioTimer::new())
             // A peer that answers no ping is closed (see `with_stall_timeout`;
@@ -971,7 +923,7 @@ impl Writer {
         })??;
         let address = self.endpoint.address.clone();
         // It ends once our streams on it have ended and `sender` is dropped.
-        let connection = exec.spawn_connection(async move {
+        tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "connection ended");
             }
@@ -1031,7 +983,6 @@ impl Writer {
             .map_err(|_| ConnectError::Failed(DeliveryFailureKind::EndpointGone, "handshake timed out".into()))??;
         let mut outbox = self.endpoint.outbox.lock();
         if outbox.generation == generation {
-            outbox.dialed = Some(Dialed { generation, exec, connection });
             outbox.set_phase(Phase::Open);
         }
         Ok(Connected { inbound, member, dial })
