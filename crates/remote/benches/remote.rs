@@ -30,7 +30,9 @@
 //! `oneway-2p-bare` starts the server as a child process (this binary again,
 //! with `SERVE` set) and runs the client here, written as a user would: its
 //! own default-config `Remote`, `request_future` of a 32-byte message that an
-//! actor echoes with `respond`, on a default multi-threaded runtime. They
+//! actor echoes with `respond`, on a default multi-threaded runtime, awaited
+//! in `block_on` (as `#[tokio::main]` does). `rtt-2p-task` runs the same
+//! loop in a spawned task, as an actor or a task of the user's would. They
 //! print `workload system value unit` lines like the peers' binary;
 //! `scripts/remote-latency.sh` runs them against the peers in alternating
 //! fresh-process rounds.
@@ -601,27 +603,37 @@ fn two_process(workload: &str) {
     let rtt_n = scale(RTT_2P);
     let oneway_n = scale(1_000_000);
     match workload {
-        "rtt-2p" | "oneway-2p" => {
+        "rtt-2p" | "rtt-2p-task" | "oneway-2p" => {
             let (_server, address) = start_server("ours");
             rt.block_on(async {
                 let system = ActorSystem::new();
                 let remote = Remote::new(&system, config());
                 remote.start().await.expect("start remoting");
                 let root = system.root();
-                if workload == "rtt-2p" {
+                if workload.starts_with("rtt-2p") {
                     let echo = Pid::new(address.as_str(), "echo");
-                    for _ in 0..WARM_UP_2P {
-                        let _: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("warm-up reply");
-                    }
-                    let mut lat = Vec::with_capacity(rtt_n);
-                    let start = Instant::now();
-                    for _ in 0..rtt_n {
-                        let t = Instant::now();
-                        let r: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("reply");
-                        lat.push(t.elapsed());
-                        std::hint::black_box(r);
-                    }
-                    report_rtt_2p("protoactor", lat, start.elapsed());
+                    let round_trips = async move {
+                        for _ in 0..WARM_UP_2P {
+                            let _: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("warm-up reply");
+                        }
+                        let mut lat = Vec::with_capacity(rtt_n);
+                        let start = Instant::now();
+                        for _ in 0..rtt_n {
+                            let t = Instant::now();
+                            let r: Ping = root.request_future(&echo, ping(), TIMEOUT).await.expect("reply");
+                            lat.push(t.elapsed());
+                            std::hint::black_box(r);
+                        }
+                        (lat, start.elapsed())
+                    };
+                    // From a task the answer's worker need not wake another
+                    // thread (see the remote crate's docs on latency).
+                    let ((lat, total), system_name) = if workload == "rtt-2p-task" {
+                        (tokio::spawn(round_trips).await.expect("the requesting task"), "protoactor-task")
+                    } else {
+                        (round_trips.await, "protoactor")
+                    };
+                    report_rtt_2p(system_name, lat, total);
                 } else {
                     let sink = Pid::new(address.as_str(), "sink");
                     let first: Count = root.request_future(&sink, Count::default(), TIMEOUT).await.expect("connect");
