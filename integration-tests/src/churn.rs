@@ -191,7 +191,10 @@ pub struct Load {
 
 /// Stops request loops, and counts the requests they got answered.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU64>);
+pub struct StopFlag {
+    raised: Arc<AtomicBool>,
+    answered: Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl StopFlag {
     /// A flag not yet raised.
@@ -200,7 +203,7 @@ impl StopFlag {
     }
     /// Requests answered so far by the loops started with this flag.
     pub fn answered(&self) -> u64 {
-        self.1.load(Ordering::SeqCst)
+        self.answered.load(Ordering::SeqCst)
     }
     /// Waits until the loops have had `more` requests answered from now on
     /// (the load is under way, or still served after some event); false if
@@ -218,11 +221,11 @@ impl StopFlag {
     }
     /// Tells the loops to finish after their current request.
     pub fn raise(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.raised.store(true, Ordering::SeqCst);
     }
     /// True once raised.
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.raised.load(Ordering::SeqCst)
     }
 }
 
@@ -258,7 +261,7 @@ pub fn spawn_load(cluster: &Cluster, load: Load, stop: &StopFlag) -> tokio::task
             let message = if fastrand::f64() < load.die_ratio { DIE.to_string() } else { format!("ping {n}") };
             let before = report.ok;
             request_once(&cluster, identity, &load.kind, &message, load.hang_after, &mut report).await;
-            stop.1.fetch_add(report.ok - before, Ordering::SeqCst);
+            stop.answered.fetch_add(report.ok - before, Ordering::SeqCst);
             if !load.pace.is_zero() {
                 // Pacing only: keeps the load from starving the members on 2 cores.
                 tokio::time::sleep(load.pace).await;
