@@ -8,7 +8,9 @@
 # round (the order rotates between rounds), so the drift of a shared machine
 # hits them alike. Prints the median of each figure and of the per-round
 # ratios. `protoactor-task` is our client's loop run in a spawned task rather
-# than in `block_on` (the peers' clients await in `block_on`).
+# than in `block_on` (the peers' clients await in `block_on`);
+# `protoactor-parked` is the `block_on` loop with the request spin off
+# (`ActorSystemConfig::with_request_spin(Duration::ZERO)`).
 #
 #   bash scripts/remote-latency.sh                # 7 rounds, with the peers
 #   ROUNDS=11 PEERS=0 bash scripts/remote-latency.sh   # ours and bare tonic only
@@ -36,7 +38,7 @@ OURS="${OURS:-$(cargo bench -p protoactor-remote --bench remote --no-run 2>&1 | 
 
 # Each job prints `workload system value unit` lines; the peers' bare tonic
 # workloads are renamed to the remote ones they stand beside.
-JOBS=("ONCE=rtt-2p" "ONCE=rtt-2p-task" "ONCE=rtt-2p-bare" "ONCE=oneway-2p" "ONCE=oneway-2p-bare")
+JOBS=("ONCE=rtt-2p" "ONCE=rtt-2p-task" "ONCE=rtt-2p-parked" "ONCE=rtt-2p-bare" "ONCE=oneway-2p" "ONCE=oneway-2p-bare")
 if [[ "$PEERS" != 0 ]]; then
   JOBS+=("grpc-rtt tonic-2p" "remote-rtt coerce-remote" "remote-rtt ractor-cluster" "grpc-oneway tonic-2p")
 fi
@@ -94,6 +96,8 @@ rows = [
     ("rtt p99 ours / bare tonic 2p (ours)", ("remote-rtt-p99", "protoactor"), ("remote-rtt-p99", "bare-tonic-2p"), None),
     # The same loop in a spawned task (the peers' clients await in block_on).
     ("rtt p50 ours from a task / ours from block_on", ("remote-rtt-p50", "protoactor-task"), ("remote-rtt-p50", "protoactor"), None),
+    ("rtt p50 ours, spin off / spin on", ("remote-rtt-p50", "protoactor-parked"), ("remote-rtt-p50", "protoactor"), None),
+    ("rtt p50 ours, spin off / best peer", ("remote-rtt-p50", "protoactor-parked"), None, peers),
     ("one-way ours / bare tonic 2p (ours)", ("remote-tell", "protoactor"), ("remote-tell", "bare-tonic-2p"), None),
     ("one-way ours / tonic-2p (peers)", ("remote-tell", "protoactor"), ("remote-tell", "tonic-2p"), None),
 ]

@@ -9,7 +9,8 @@
 //! `cargo bench -p protoactor-actor --bench local`
 //! Spawn also prints peak RSS and bytes per idle actor to stderr.
 //!
-//! `ONCE=<workload>` (tell-throughput, tell-raw, ask-latency, ask-raw,
+//! `ONCE=<workload>` (tell-throughput, tell-raw, ask-latency, ask-parked
+//! (the request spin off), ask-raw,
 //! ping-pong-pairs, spawn, fan-out; `-raw` is the tokio floor) skips
 //! criterion, runs that workload once and prints one `workload system value
 //! unit` line, as the peers binary does: `scripts/compare-peers.sh`
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use protoactor_actor::ActorSystemConfig;
 use protoactor_actor::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
@@ -131,9 +133,15 @@ impl Actor for Accumulator {
     }
 }
 
-fn ask_once(rt: &Runtime, n: usize) -> Duration {
+/// `spin`: whether the system keeps `main` busy while it waits (the default;
+/// see `ActorSystemConfig::with_request_spin`) or parks it at once.
+fn ask_once(rt: &Runtime, n: usize, spin: bool) -> Duration {
     rt.block_on(async {
-        let system = ActorSystem::new();
+        let system = if spin {
+            ActorSystem::new()
+        } else {
+            ActorSystem::with_config(ActorSystemConfig::default().with_request_spin(Duration::ZERO))
+        };
         let pid = system.root().spawn(Props::from_producer(|| Accumulator(0)));
         let root = system.root();
         let start = Instant::now();
@@ -370,7 +378,8 @@ fn benches(c: &mut Criterion) {
         let (name, system, value, unit) = match workload.as_str() {
             "tell-throughput" => (workload.as_str(), "protoactor", rate(tell_n, tell_once(&rt, tell_n)), "msgs/s"),
             "tell-raw" => ("tell-throughput", "tokio-mpsc", rate(tell_n, tell_raw_once(&rt, tell_n)), "msgs/s"),
-            "ask-latency" => (workload.as_str(), "protoactor", rate(ask_n, ask_once(&rt, ask_n)), "rt/s"),
+            "ask-latency" => (workload.as_str(), "protoactor", rate(ask_n, ask_once(&rt, ask_n, true)), "rt/s"),
+            "ask-parked" => ("ask-latency", "protoactor-parked", rate(ask_n, ask_once(&rt, ask_n, false)), "rt/s"),
             "ask-raw" => ("ask-latency", "tokio-mpsc", rate(ask_n, ask_raw_once(&rt, ask_n)), "rt/s"),
             "ping-pong-pairs" => (workload.as_str(), "protoactor", rate(pp_n, ping_pong_once(&rt, pp_n)), "msgs/s"),
             "spawn" => (workload.as_str(), "protoactor", rate(spawn_n, spawn_once(&rt, spawn_n, false)), "actors/s"),
@@ -391,7 +400,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("tell-throughput/tokio-mpsc", |b| b.iter_custom(|i| timed(i, || tell_raw_once(&rt, tell_n))));
 
     g.throughput(Throughput::Elements(ask_n as u64));
-    g.bench_function("ask-latency/protoactor", |b| b.iter_custom(|i| timed(i, || ask_once(&rt, ask_n))));
+    g.bench_function("ask-latency/protoactor", |b| b.iter_custom(|i| timed(i, || ask_once(&rt, ask_n, true))));
+    g.bench_function("ask-latency/protoactor-parked", |b| b.iter_custom(|i| timed(i, || ask_once(&rt, ask_n, false))));
     g.bench_function("ask-latency/tokio-mpsc", |b| b.iter_custom(|i| timed(i, || ask_raw_once(&rt, ask_n))));
 
     g.throughput(Throughput::Elements(pp_n as u64));

@@ -114,6 +114,7 @@ fn convert<R: Send + 'static>(message: AnyMessage) -> Result<R, Error> {
 #[must_use = "the response is lost unless the future is awaited"]
 pub struct RequestFuture<R> {
     inner: BoxFuture<'static, Result<R, Error>>,
+    awake: Awake,
     _marker: PhantomData<fn() -> R>,
 }
 
@@ -136,6 +137,7 @@ impl<R: Send + 'static> RequestFuture<R> {
         let deadline = tokio::time::Instant::now() + timeout;
         send(target, envelope.with_sender(Some(pid)));
         let target = target.clone();
+        let awake = Awake::new(&registration);
         let inner = Box::pin(async move {
             let _registration = registration;
             match tokio::time::timeout_at(deadline, rx).await {
@@ -146,7 +148,7 @@ impl<R: Send + 'static> RequestFuture<R> {
                 Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
             }
         });
-        RequestFuture { inner, _marker: PhantomData }
+        RequestFuture { inner, awake, _marker: PhantomData }
     }
 }
 
@@ -154,7 +156,31 @@ impl<R> Future for RequestFuture<R> {
     type Output = Result<R, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        let this = &mut *self;
+        this.awake.poll(this.inner.as_mut(), cx)
+    }
+}
+
+/// What a waiter outside the runtime's tasks needs to busy-wait for its
+/// reply (see the `awake` module).
+struct Awake {
+    process: Arc<FutureProcess>,
+    bound: Duration,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Awake {
+    fn new(registration: &Registration) -> Self {
+        let system = &registration.system;
+        Awake {
+            process: registration.process.clone(),
+            bound: system.config().request_spin(),
+            runtime: system.runtime().clone(),
+        }
+    }
+
+    fn poll<F: Future + ?Sized>(&self, inner: Pin<&mut F>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        crate::awake::poll_awake(inner, cx, &self.process.done, self.bound, &self.runtime)
     }
 }
 
@@ -181,7 +207,7 @@ impl<R> Future for RequestFuture<R> {
 pub struct ResponseFuture<R> {
     pid: Pid,
     rx: oneshot::Receiver<Outcome>,
-    _registration: Registration,
+    registration: Registration,
     _marker: PhantomData<fn() -> R>,
 }
 
@@ -194,7 +220,7 @@ impl<R> std::fmt::Debug for ResponseFuture<R> {
 impl<R: Send + 'static> ResponseFuture<R> {
     pub(crate) fn new(system: &ActorSystem) -> Self {
         let (pid, rx, registration) = new_future(system);
-        ResponseFuture { pid, rx, _registration: registration, _marker: PhantomData }
+        ResponseFuture { pid, rx, registration, _marker: PhantomData }
     }
 
     /// The address replies go to.
@@ -207,7 +233,9 @@ impl<R: Send + 'static> ResponseFuture<R> {
     /// next wait reports [`Error::DeadLetter`]).
     pub async fn wait(&mut self, timeout: Duration) -> Result<R, Error> {
         let target = self.pid.clone();
-        match tokio::time::timeout(timeout, &mut self.rx).await {
+        let awake = Awake::new(&self.registration);
+        let mut wait = std::pin::pin!(tokio::time::timeout(timeout, &mut self.rx));
+        match std::future::poll_fn(|cx| awake.poll(wait.as_mut(), cx)).await {
             Err(_) => Err(Error::Timeout { target, after: timeout }),
             Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
             Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),

@@ -46,6 +46,7 @@
 
 mod actor;
 mod any_message;
+mod awake;
 mod cell;
 mod context;
 mod error;

@@ -32,7 +32,9 @@
 //! own default-config `Remote`, `request_future` of a 32-byte message that an
 //! actor echoes with `respond`, on a default multi-threaded runtime, awaited
 //! in `block_on` (as `#[tokio::main]` does). `rtt-2p-task` runs the same
-//! loop in a spawned task, as an actor or a task of the user's would. They
+//! loop in a spawned task, as an actor or a task of the user's would;
+//! `rtt-2p-parked` runs it in `block_on` with the system's request spin off
+//! (`ActorSystemConfig::with_request_spin(Duration::ZERO)`). They
 //! print `workload system value unit` lines like the peers' binary;
 //! `scripts/remote-latency.sh` runs them against the peers in alternating
 //! fresh-process rounds.
@@ -49,6 +51,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::Stream;
 use prost::Message as _;
+use protoactor_actor::ActorSystemConfig;
 use protoactor_actor::prelude::*;
 use protoactor_remote::proto::remote_message::MessageType;
 use protoactor_remote::proto::remoting_client::RemotingClient;
@@ -603,10 +606,14 @@ fn two_process(workload: &str) {
     let rtt_n = scale(RTT_2P);
     let oneway_n = scale(1_000_000);
     match workload {
-        "rtt-2p" | "rtt-2p-task" | "oneway-2p" => {
+        "rtt-2p" | "rtt-2p-task" | "rtt-2p-parked" | "oneway-2p" => {
             let (_server, address) = start_server("ours");
             rt.block_on(async {
-                let system = ActorSystem::new();
+                let system = if workload == "rtt-2p-parked" {
+                    ActorSystem::with_config(ActorSystemConfig::default().with_request_spin(Duration::ZERO))
+                } else {
+                    ActorSystem::new()
+                };
                 let remote = Remote::new(&system, config());
                 remote.start().await.expect("start remoting");
                 let root = system.root();
@@ -628,10 +635,12 @@ fn two_process(workload: &str) {
                     };
                     // From a task the answer's worker need not wake another
                     // thread (see the remote crate's docs on latency).
-                    let ((lat, total), system_name) = if workload == "rtt-2p-task" {
-                        (tokio::spawn(round_trips).await.expect("the requesting task"), "protoactor-task")
-                    } else {
-                        (round_trips.await, "protoactor")
+                    let ((lat, total), system_name) = match workload {
+                        "rtt-2p-task" => {
+                            (tokio::spawn(round_trips).await.expect("the requesting task"), "protoactor-task")
+                        }
+                        "rtt-2p-parked" => (round_trips.await, "protoactor-parked"),
+                        _ => (round_trips.await, "protoactor"),
                     };
                     report_rtt_2p(system_name, lat, total);
                 } else {

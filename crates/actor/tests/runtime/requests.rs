@@ -6,7 +6,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::WAIT;
-use protoactor_actor::{ActorSystem, AnyMessage, Context, Error, Pid, Props};
+use protoactor_actor::{ActorSystem, ActorSystemConfig, AnyMessage, Context, Error, Pid, Props};
 
 /// Answers `u32` requests with `n * 2`, "text" with a `String`, ignores "silence".
 fn answering(system: &ActorSystem) -> Pid {
@@ -91,4 +91,46 @@ async fn dropping_a_request_future_does_not_disturb_later_requests() {
     let answer: u64 = system.root().request_future(&pid, 5u32, WAIT).await.expect("answered");
     assert_eq!(answer, 10);
     system.shutdown().await;
+}
+
+/// Requests awaited in `block_on` (where the system keeps the waiting thread
+/// busy for a short while, see `ActorSystemConfig::with_request_spin`) get
+/// their replies whether these come within the busy wait, after it (the
+/// thread then parks and must still be woken), or never (timeout), with the
+/// busy wait on and off: fast and slow replies alternate so that the wait's
+/// hits, misses and back-off all occur.
+#[test]
+fn requests_from_block_on_get_fast_and_slow_replies_with_the_busy_wait_on_and_off() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    for spin in [ActorSystemConfig::default().request_spin(), Duration::from_millis(2), Duration::ZERO] {
+        rt.block_on(async {
+            let system = ActorSystem::with_config(ActorSystemConfig::default().with_request_spin(spin));
+            let fast = answering(&system);
+            // Answers from a task after 5 ms: later than any bound above.
+            let slow = system.root().spawn(Props::from_fn(|ctx: &mut Context| {
+                if let (Some(n), Some(to)) = (ctx.message::<u32>().copied(), ctx.sender().cloned()) {
+                    let root = ctx.system().root();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        root.send(&to, u64::from(n) + 1);
+                    });
+                }
+                Ok(())
+            }));
+            for n in 0..300u32 {
+                let answer: u64 = system.root().request_future(&fast, n, WAIT).await.expect("fast reply");
+                assert_eq!(answer, u64::from(n) * 2, "spin {spin:?}");
+                if n % 10 == 0 {
+                    let answer: u64 = system.root().request_future(&slow, n, WAIT).await.expect("slow reply");
+                    assert_eq!(answer, u64::from(n) + 1, "spin {spin:?}");
+                }
+            }
+            let timeout = Duration::from_millis(50);
+            let mut reply = system.response_future::<u64>();
+            assert!(matches!(reply.wait(timeout).await, Err(Error::Timeout { .. })), "spin {spin:?}");
+            system.root().request(&fast, 7u32, reply.pid());
+            assert_eq!(reply.wait(WAIT).await.expect("reply after a timed-out wait"), 14, "spin {spin:?}");
+            system.shutdown().await;
+        });
+    }
 }
