@@ -166,7 +166,9 @@ impl<R> Future for RequestFuture<R> {
 struct Awake {
     process: Arc<FutureProcess>,
     bound: Duration,
-    runtime: tokio::runtime::Handle,
+    /// Whether the system's actors run on a multi-threaded runtime (the
+    /// reply can then come while this thread waits).
+    multi_thread: bool,
 }
 
 impl Awake {
@@ -175,12 +177,12 @@ impl Awake {
         Awake {
             process: registration.process.clone(),
             bound: system.config().request_spin(),
-            runtime: system.runtime().clone(),
+            multi_thread: system.runtime().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
         }
     }
 
     fn poll<F: Future + ?Sized>(&self, inner: Pin<&mut F>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        crate::awake::poll_awake(inner, cx, &self.process.done, self.bound, &self.runtime)
+        crate::awake::poll_awake(inner, cx, &self.process.done, self.bound, self.multi_thread)
     }
 }
 
