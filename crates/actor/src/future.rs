@@ -114,7 +114,7 @@ fn convert<R: Send + 'static>(message: AnyMessage) -> Result<R, Error> {
 #[must_use = "the response is lost unless the future is awaited"]
 pub struct RequestFuture<R> {
     inner: BoxFuture<'static, Result<R, Error>>,
-    awake: Awake,
+    waiter: Waiter,
     _marker: PhantomData<fn() -> R>,
 }
 
@@ -137,18 +137,8 @@ impl<R: Send + 'static> RequestFuture<R> {
         let deadline = tokio::time::Instant::now() + timeout;
         send(target, envelope.with_sender(Some(pid)));
         let target = target.clone();
-        let awake = Awake::new(&registration);
-        let inner = Box::pin(async move {
-            let _registration = registration;
-            match tokio::time::timeout_at(deadline, rx).await {
-                Err(_) => Err(Error::Timeout { target, after: timeout }),
-                Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
-                Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
-                Ok(Ok(Outcome::Failed(kind, reason))) => Err(Error::DeliveryFailed { target, kind, reason }),
-                Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
-            }
-        });
-        RequestFuture { inner, awake, _marker: PhantomData }
+        let inner = Box::pin(async move { settle(tokio::time::timeout_at(deadline, rx).await, target, timeout) });
+        RequestFuture { inner, waiter: Waiter::new(registration), _marker: PhantomData }
     }
 }
 
@@ -157,32 +147,45 @@ impl<R> Future for RequestFuture<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.awake.poll(this.inner.as_mut(), cx)
+        this.waiter.poll(this.inner.as_mut(), cx)
     }
 }
 
-/// What a waiter outside the runtime's tasks needs to busy-wait for its
-/// reply (see the `awake` module).
-struct Awake {
-    process: Arc<FutureProcess>,
-    bound: Duration,
+/// What waiting for `target`'s reply (for up to `timeout`) came to.
+fn settle<R: Send + 'static>(
+    waited: Result<Result<Outcome, oneshot::error::RecvError>, tokio::time::error::Elapsed>,
+    target: Pid,
+    timeout: Duration,
+) -> Result<R, Error> {
+    match waited {
+        Err(_) => Err(Error::Timeout { target, after: timeout }),
+        Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
+        Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
+        Ok(Ok(Outcome::Failed(kind, reason))) => Err(Error::DeliveryFailed { target, kind, reason }),
+        Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
+    }
+}
+
+/// A pending reply's registration, and what its waiter needs to busy-wait
+/// for it outside tokio's tasks (see the `spin` module).
+struct Waiter {
+    registration: Registration,
+    spin: Duration,
     /// Whether the system's actors run on a multi-threaded runtime (the
     /// reply can then come while this thread waits).
     multi_thread: bool,
 }
 
-impl Awake {
-    fn new(registration: &Registration) -> Self {
+impl Waiter {
+    fn new(registration: Registration) -> Self {
         let system = &registration.system;
-        Awake {
-            process: registration.process.clone(),
-            bound: system.config().request_spin(),
-            multi_thread: system.runtime().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
-        }
+        let spin = system.config().request_spin();
+        let multi_thread = system.runtime().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        Waiter { registration, spin, multi_thread }
     }
 
     fn poll<F: Future + ?Sized>(&self, inner: Pin<&mut F>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        crate::awake::poll_awake(inner, cx, &self.process.done, self.bound, self.multi_thread)
+        crate::spin::poll_spinning(inner, cx, &self.registration.process.done, self.spin, self.multi_thread)
     }
 }
 
@@ -209,7 +212,9 @@ impl Awake {
 pub struct ResponseFuture<R> {
     pid: Pid,
     rx: oneshot::Receiver<Outcome>,
-    registration: Registration,
+    waiter: Waiter,
+    /// A wait got a final outcome: the receiver must not be polled again.
+    finished: bool,
     _marker: PhantomData<fn() -> R>,
 }
 
@@ -222,7 +227,7 @@ impl<R> std::fmt::Debug for ResponseFuture<R> {
 impl<R: Send + 'static> ResponseFuture<R> {
     pub(crate) fn new(system: &ActorSystem) -> Self {
         let (pid, rx, registration) = new_future(system);
-        ResponseFuture { pid, rx, registration, _marker: PhantomData }
+        ResponseFuture { pid, rx, waiter: Waiter::new(registration), finished: false, _marker: PhantomData }
     }
 
     /// The address replies go to.
@@ -235,15 +240,14 @@ impl<R: Send + 'static> ResponseFuture<R> {
     /// next wait reports [`Error::DeadLetter`]).
     pub async fn wait(&mut self, timeout: Duration) -> Result<R, Error> {
         let target = self.pid.clone();
-        let awake = Awake::new(&self.registration);
-        let mut wait = std::pin::pin!(tokio::time::timeout(timeout, &mut self.rx));
-        match std::future::poll_fn(|cx| awake.poll(wait.as_mut(), cx)).await {
-            Err(_) => Err(Error::Timeout { target, after: timeout }),
-            Ok(Err(_)) | Ok(Ok(Outcome::DeadLetter)) => Err(Error::DeadLetter { target }),
-            Ok(Ok(Outcome::Terminated)) => Err(Error::Terminated(target)),
-            Ok(Ok(Outcome::Failed(kind, reason))) => Err(Error::DeliveryFailed { target, kind, reason }),
-            Ok(Ok(Outcome::Message(message))) => convert::<R>(message),
+        if self.finished {
+            return Err(Error::DeadLetter { target });
         }
+        let waiter = &self.waiter;
+        let mut wait = std::pin::pin!(tokio::time::timeout(timeout, &mut self.rx));
+        let waited = std::future::poll_fn(|cx| waiter.poll(wait.as_mut(), cx)).await;
+        self.finished = waited.is_ok();
+        settle(waited, target, timeout)
     }
 }
 

@@ -46,7 +46,6 @@
 
 mod actor;
 mod any_message;
-mod awake;
 mod cell;
 mod context;
 mod error;
@@ -62,6 +61,7 @@ mod props;
 mod registry;
 mod root;
 pub mod router;
+mod spin;
 pub mod supervision;
 mod system;
 mod throttle;

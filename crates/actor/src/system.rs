@@ -86,19 +86,21 @@ impl ActorSystemConfig {
         self
     }
 
-    /// How long a request awaited outside the runtime's tasks (in
-    /// `block_on`, the body of `#[tokio::main]`) keeps its thread busy
-    /// waiting for the reply before parking it (default 100 µs;
-    /// `Duration::ZERO` turns it off).
+    /// How long a request awaited outside tokio's tasks (in `block_on`,
+    /// the body of `#[tokio::main]`) keeps its thread busy waiting for the
+    /// reply before parking it (default 100 µs; `Duration::ZERO` turns it
+    /// off).
     ///
     /// Waking a parked thread on an idle core costs tens of microseconds
     /// on most VMs, and a remote round trip from `main` took about 45 µs
     /// with the busy wait against about 80 µs without it (two processes,
-    /// 2-core VM). The wait yields the core to any other runnable thread,
-    /// backs off on a thread whose replies take longer than this bound,
-    /// and never runs inside a task or actor, on a current-thread runtime
-    /// or on a single core. Turn it off where a blocked thread must not
-    /// use CPU while it waits.
+    /// 2-core VM). It runs only outside tokio's tasks, on a multi-threaded
+    /// runtime, on more than one core; it yields the core to other runnable
+    /// threads and backs off on a thread whose replies keep coming after
+    /// the bound. Futures polled by the same `block_on` (`join!`,
+    /// `select!`, a `LocalSet`) wait for it like for any poll, up to the
+    /// bound. Turn it off where a blocked thread must not use CPU while it
+    /// waits.
     pub fn with_request_spin(mut self, bound: Duration) -> Self {
         self.request_spin = bound;
         self

@@ -46,7 +46,9 @@
 //! about 45 µs with it and about 80 µs without (`scripts/remote-latency.sh`,
 //! `protoactor` and `protoactor-parked`). A requester that is a task or an
 //! actor never busy-waits (that would hold up its worker); it stays on its
-//! worker and took about 60 µs in the same runs.
+//! worker and took about 60 µs in the same runs. The busy wait needs a
+//! multi-threaded runtime and more than one core, and backs off on a thread
+//! whose replies keep coming after its bound.
 
 #![forbid(unsafe_code)]
 mod activator;

@@ -134,3 +134,17 @@ fn requests_from_block_on_get_fast_and_slow_replies_with_the_busy_wait_on_and_of
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_future_after_its_final_outcome_reports_dead_letter() {
+    let system = ActorSystem::new();
+    let pid = answering(&system);
+    let mut reply = system.response_future::<u64>();
+    system.root().request(&pid, 4u32, reply.pid());
+    assert_eq!(reply.wait(WAIT).await.expect("the reply"), 8);
+    assert!(
+        matches!(reply.wait(Duration::from_millis(10)).await, Err(Error::DeadLetter { .. })),
+        "a second wait after the reply"
+    );
+    system.shutdown().await;
+}

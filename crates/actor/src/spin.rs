@@ -1,4 +1,4 @@
-//! A short busy wait for replies awaited outside the runtime's tasks.
+//! A short busy wait for replies awaited outside tokio's tasks.
 //!
 //! A request awaited in `block_on` (the body of `#[tokio::main]`, a test's
 //! `main`) parks its thread until the worker that receives the reply wakes
@@ -9,14 +9,21 @@
 //! needs no wake when the reply lands: between two processes on a 2-core VM
 //! the round trip went from about 80 to about 45 µs.
 //!
-//! The wait is bounded by [`ActorSystemConfig::with_request_spin`] and backs
-//! off: a thread whose replies keep arriving after the bound skips the busy
-//! wait for the next 2, 4, ... up to 64 requests before it tries again, so a
-//! slow peer costs at most the bound once per 64 requests. It never runs
-//! where it could delay the reply: not inside a tokio task (an actor, a
-//! spawned task: that would hold up its worker), not on a current-thread
-//! runtime (the reply needs this very thread) and not on a single core.
-//! Between checks it yields the core to any other runnable thread.
+//! The wait is bounded by [`ActorSystemConfig::with_request_spin`]. It runs
+//! only outside tokio's tasks (a spawned task or an actor would hold up its
+//! worker), only when the system's runtime is multi-threaded and not on a
+//! thread that drives a current-thread runtime (the reply would need this
+//! very thread), and only on more than one core. It yields the core to any
+//! other runnable thread every few dozen checks, and stops early when the
+//! caller's tokio budget is spent (the next poll comes at once with a fresh
+//! one).
+//!
+//! A busy wait that ends without the reply makes its thread skip the next
+//! 2, 4, ... up to 64 busy waits, and one that gets its reply clears that
+//! count; so a thread whose replies keep coming late spends the bound about
+//! once per 64 waits. Siblings polled by the same `block_on` (`join!`,
+//! `select!`, a `LocalSet`'s tasks) wait for the busy wait like for any
+//! other poll: up to the bound, and a timeout may be reported that much late.
 //!
 //! [`ActorSystemConfig::with_request_spin`]: crate::ActorSystemConfig::with_request_spin
 
@@ -38,7 +45,7 @@ const MAX_BACKOFF_SHIFT: u32 = 6;
 const CHECKS_PER_YIELD: u32 = 64;
 
 thread_local! {
-    static BACKOFF: Cell<Backoff> = const { Cell::new(Backoff { misses: 0, skip: 0 }) };
+    static BACKOFF: Cell<Backoff> = const { Cell::new(Backoff::NEW) };
 }
 
 /// The per-thread memory of how busy waits have been going.
@@ -48,9 +55,19 @@ struct Backoff {
     misses: u32,
     /// Waits still to be done without spinning.
     skip: u32,
+    /// Every miss so far (for the tests).
+    #[cfg(test)]
+    total_misses: u32,
 }
 
 impl Backoff {
+    const NEW: Backoff = Backoff {
+        misses: 0,
+        skip: 0,
+        #[cfg(test)]
+        total_misses: 0,
+    };
+
     /// Whether this wait may spin (and counts a skipped one).
     fn admit(&mut self) -> bool {
         if self.skip > 0 {
@@ -65,6 +82,10 @@ impl Backoff {
     }
 
     fn miss(&mut self) {
+        #[cfg(test)]
+        {
+            self.total_misses += 1;
+        }
         self.misses = (self.misses + 1).min(MAX_BACKOFF_SHIFT);
         self.skip = 1 << self.misses;
     }
@@ -94,7 +115,7 @@ fn may_spin(system_multi_thread: bool) -> bool {
 
 /// Polls `inner`; if it is pending and the thread may spin, keeps polling
 /// each time `done` turns true, for up to `bound`, before reporting pending.
-pub(crate) fn poll_awake<F: Future + ?Sized>(
+pub(crate) fn poll_spinning<F: Future + ?Sized>(
     mut inner: Pin<&mut F>,
     cx: &mut Context<'_>,
     done: &AtomicBool,
@@ -103,6 +124,12 @@ pub(crate) fn poll_awake<F: Future + ?Sized>(
 ) -> Poll<F::Output> {
     let first = inner.as_mut().poll(cx);
     if first.is_ready() || bound.is_zero() || !may_spin(system_multi_thread) {
+        return first;
+    }
+    // `block_on` grants each poll of its future a budget that every reply
+    // received uses up; without one, polls report pending (and ask to be
+    // polled again), so spinning for the reply would only burn the bound.
+    if !tokio::task::coop::has_budget_remaining() {
         return first;
     }
     if !with_backoff(Backoff::admit) {
@@ -118,11 +145,14 @@ pub(crate) fn poll_awake<F: Future + ?Sized>(
         }
         // `done` turns true just before the reply is handed over, so the
         // poll may still find nothing once; the next check retries.
-        if done.load(Ordering::Acquire)
-            && let Poll::Ready(output) = inner.as_mut().poll(cx)
-        {
-            with_backoff(Backoff::hit);
-            return Poll::Ready(output);
+        if done.load(Ordering::Acquire) {
+            if let Poll::Ready(output) = inner.as_mut().poll(cx) {
+                with_backoff(Backoff::hit);
+                return Poll::Ready(output);
+            }
+            if !tokio::task::coop::has_budget_remaining() {
+                return Poll::Pending;
+            }
         }
         if Instant::now() >= deadline {
             with_backoff(Backoff::miss);
@@ -138,7 +168,7 @@ mod tests {
 
     #[test]
     fn misses_back_off_doubling_up_to_64_and_a_hit_resets_them() {
-        let mut b = Backoff { misses: 0, skip: 0 };
+        let mut b = Backoff::NEW;
         let mut skipped = Vec::new();
         for _ in 0..8 {
             assert!(b.admit(), "a wait after the skips spins again");
@@ -153,6 +183,33 @@ mod tests {
         b.hit();
         b.miss();
         assert_eq!(b.skip, 2, "after a hit, the first miss skips two waits again");
+    }
+
+    /// More replies than `block_on`'s budget per poll (128) in one loop:
+    /// once that budget is spent, a busy wait could never see its reply,
+    /// so it must step aside instead of spinning out its bound as a miss.
+    #[test]
+    fn a_spent_budget_ends_the_busy_wait_without_a_miss() {
+        use crate::{ActorSystem, ActorSystemConfig, Props};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let bound = Duration::from_secs(1);
+        rt.block_on(async {
+            let system = ActorSystem::with_config(ActorSystemConfig::default().with_request_spin(bound));
+            let echo = system.root().spawn(Props::from_fn(|ctx| {
+                if let Some(n) = ctx.message::<u32>() {
+                    ctx.respond(*n);
+                }
+                Ok(())
+            }));
+            with_backoff(|b| *b = Backoff::NEW);
+            for n in 0..1_000u32 {
+                let reply: u32 = system.root().request_future(&echo, n, Duration::from_secs(10)).await.expect("reply");
+                assert_eq!(reply, n);
+            }
+            system.shutdown().await;
+        });
+        // Replies from a local actor take microseconds, far below the bound.
+        assert_eq!(with_backoff(|b| b.total_misses), 0, "busy waits ran out without their replies");
     }
 
     #[test]
