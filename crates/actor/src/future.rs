@@ -166,26 +166,21 @@ fn settle<R: Send + 'static>(
     }
 }
 
-/// A pending reply's registration, and what its waiter needs to busy-wait
+/// A pending reply's registration, and how long its waiter may busy-wait
 /// for it outside tokio's tasks (see the `spin` module).
 struct Waiter {
     registration: Registration,
     spin: Duration,
-    /// Whether the system's actors run on a multi-threaded runtime (the
-    /// reply can then come while this thread waits).
-    multi_thread: bool,
 }
 
 impl Waiter {
     fn new(registration: Registration) -> Self {
-        let system = &registration.system;
-        let spin = system.config().request_spin();
-        let multi_thread = system.runtime().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-        Waiter { registration, spin, multi_thread }
+        let spin = registration.system.request_spin();
+        Waiter { registration, spin }
     }
 
     fn poll<F: Future + ?Sized>(&self, inner: Pin<&mut F>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        crate::spin::poll_spinning(inner, cx, &self.registration.process.done, self.spin, self.multi_thread)
+        crate::spin::poll_spinning(inner, cx, &self.registration.process.done, self.spin)
     }
 }
 

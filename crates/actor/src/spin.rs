@@ -100,11 +100,11 @@ fn with_backoff<T>(f: impl FnOnce(&mut Backoff) -> T) -> T {
     })
 }
 
-/// Whether the calling thread may busy-wait for a reply produced by a
-/// system whose runtime is (`system_multi_thread`) multi-threaded.
-fn may_spin(system_multi_thread: bool) -> bool {
+/// Whether the calling thread may busy-wait for a reply. (A system on a
+/// current-thread runtime has a zero bound: `ActorSystem::request_spin`.)
+fn may_spin() -> bool {
     static MULTI_CORE: OnceLock<bool> = OnceLock::new();
-    if !system_multi_thread || tokio::task::try_id().is_some() {
+    if tokio::task::try_id().is_some() {
         return false;
     }
     if Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread) {
@@ -120,10 +120,9 @@ pub(crate) fn poll_spinning<F: Future + ?Sized>(
     cx: &mut Context<'_>,
     done: &AtomicBool,
     bound: Duration,
-    system_multi_thread: bool,
 ) -> Poll<F::Output> {
     let first = inner.as_mut().poll(cx);
-    if first.is_ready() || bound.is_zero() || !may_spin(system_multi_thread) {
+    if first.is_ready() || bound.is_zero() || !may_spin() {
         return first;
     }
     // `block_on` grants each poll of its future a budget that every reply
@@ -217,9 +216,10 @@ mod tests {
         let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
         let current = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(multi.block_on(async { may_spin(true) }), cores > 1, "block_on on a multi-thread runtime");
-        assert!(!multi.block_on(async { tokio::spawn(async { may_spin(true) }).await.expect("task") }), "in a task");
-        assert!(!current.block_on(async { may_spin(true) }), "this thread drives a current-thread runtime");
-        assert!(!may_spin(false), "the replies come from a current-thread runtime");
+        assert_eq!(multi.block_on(async { may_spin() }), cores > 1, "block_on on a multi-thread runtime");
+        assert!(!multi.block_on(async { tokio::spawn(async { may_spin() }).await.expect("task") }), "in a task");
+        assert!(!current.block_on(async { may_spin() }), "this thread drives a current-thread runtime");
+        let system = current.block_on(async { crate::ActorSystem::new() });
+        assert!(system.request_spin().is_zero(), "the replies come from a current-thread runtime");
     }
 }

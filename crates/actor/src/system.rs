@@ -164,6 +164,9 @@ pub(crate) struct SystemInner {
     live_actors: CacheLine<AtomicUsize>,
     all_stopped: Notify,
     lanes: Lanes,
+    /// The configured request spin, or zero where no reply can come while
+    /// a thread waits (a current-thread runtime: see the `spin` module).
+    request_spin: Duration,
 }
 
 impl Drop for SystemInner {
@@ -233,6 +236,10 @@ impl ActorSystem {
         let id = format!("{:016x}", fastrand::u64(..));
         let throttle = Throttle::new(config.dead_letter_throttle_count, config.dead_letter_throttle_interval);
         let lanes = Lanes::new(&handle);
+        let request_spin = match handle.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => config.request_spin,
+            _ => Duration::ZERO,
+        };
         let inner = Arc::new_cyclic(|weak: &Weak<SystemInner>| SystemInner {
             id,
             address: CacheLine(RwLock::new(Arc::from(LOCAL_ADDRESS))),
@@ -247,6 +254,7 @@ impl ActorSystem {
             live_actors: CacheLine(AtomicUsize::new(0)),
             all_stopped: Notify::new(),
             lanes,
+            request_spin,
         });
         tracing::debug!(system = %inner.id, "actor system started");
         ActorSystem(inner)
@@ -290,6 +298,12 @@ impl ActorSystem {
     /// The tokio runtime the actors run on.
     pub fn runtime(&self) -> &Handle {
         &self.0.handle
+    }
+
+    /// How long a request awaited outside tokio's tasks may busy-wait for
+    /// its reply (zero on a current-thread runtime).
+    pub(crate) fn request_spin(&self) -> Duration {
+        self.0.request_spin
     }
 
     /// The configuration.
